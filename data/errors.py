@@ -1,0 +1,5 @@
+"""Errors raised for bad user input (reported as one line by the CLI)."""
+
+
+class DataError(ValueError):
+    """The price data is unusable; the message says what is wrong and where."""

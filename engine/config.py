@@ -1,0 +1,319 @@
+"""Typed, frozen run configuration, loadable from TOML and validated in one place."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import sys
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+@dataclass(frozen=True)
+class WalkForwardConfig:
+    train_window: int = 1000
+    step: int = 21
+    mode: Literal["rolling", "expanding"] = "rolling"
+    gap: int = 0
+    horizon: int = 1
+
+
+@dataclass(frozen=True)
+class LSTMConfig:
+    lookback: int | list[int] = 20
+    hidden_size: int = 32
+    num_layers: int = 1
+    head_size: int = 16
+    dropout: float = 0.1
+    epochs: int = 40
+    batch_size: int = 128
+    lr: float = 0.001
+    weight_decay: float = 0.01
+    patience: int = 5
+    val_fraction: float = 0.15
+    warm_start: bool = True
+    warm_epochs: int = 4
+    mc_passes: int = 0
+    device: Literal["cpu", "cuda", "auto"] = "auto"
+    threads: int = 1
+
+
+@dataclass(frozen=True)
+class KNNConfig:
+    n_neighbors: int | list[int] = 50
+    validation_fraction: float = 0.2
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    method: Literal["fixed", "regime", "regime_learned", "stacking"] = "regime"
+    alpha: float = 0.6
+    min_history: int = 252
+    meta_model: Literal["ridge", "logistic"] = "ridge"
+    ridge_alpha: float = 1.0
+
+
+@dataclass(frozen=True)
+class RegimeConfig:
+    vol_window: int = 20
+    quantile: float = 0.75
+    alpha_calm: float = 0.7
+    alpha_volatile: float = 0.4
+
+
+@dataclass(frozen=True)
+class SignalConfig:
+    sizing: Literal["threshold", "proportional", "vol_target"] = "threshold"
+    threshold: float = 0.0
+    scale: float = 0.005
+    target_vol: float = 0.15
+    max_leverage: float = 1.0
+    long_only: bool = False
+    min_change: float = 0.0
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    cash: float = 100_000.0
+    commission: float = 0.0005
+    commission_fixed: float = 0.0
+    slippage: float = 0.0005
+    volume_cap: float | None = None
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    tearsheet: bool = True
+    benchmark: bool = True
+    n_trials: int = 1
+
+
+@dataclass(frozen=True)
+class Config:
+    seed: int = 42
+    walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
+    lstm: LSTMConfig = field(default_factory=LSTMConfig)
+    knn: KNNConfig = field(default_factory=KNNConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    regime: RegimeConfig = field(default_factory=RegimeConfig)
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def lookbacks(self) -> list[int]:
+        lb = self.lstm.lookback
+        return list(lb) if isinstance(lb, (list, tuple)) else [lb]
+
+    @property
+    def max_lookback(self) -> int:
+        return max(self.lookbacks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def hash(self, sections: tuple[str, ...] | None = None) -> str:
+        """Stable short hash of the config (or of some sections of it)."""
+        d = self.to_dict()
+        if sections is not None:
+            d = {k: d[k] for k in sections}
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
+
+
+SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "seed"}
+
+
+def _section_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _check_value(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against annotation ``tp``; return it (ints widened to float)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            opts = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"`{key}` must be one of {opts} (got {value!r})")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                if value is None:
+                    return None
+                continue
+            try:
+                return _check_value(key, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        names = " or ".join(_type_name(a) for a in typing.get_args(tp))
+        raise ConfigError(f"`{key}` must be {names} (got {value!r})")
+    if origin is list:
+        (inner,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ConfigError(f"`{key}` must be a non-empty list (got {value!r})")
+        return [_check_value(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"`{key}` must be true or false (got {value!r})")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"`{key}` must be an integer (got {value!r})")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"`{key}` must be a number (got {value!r})")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"`{key}` must be a string (got {value!r})")
+        return value
+    raise ConfigError(f"`{key}`: unsupported type {tp}")  # pragma: no cover
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is list:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
+            type(None): "none"}.get(tp, str(tp))
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: Config) -> None:
+    """All cross-field rules, in one place. Raises :class:`ConfigError`."""
+    for name, cls in SECTIONS.items():
+        section = getattr(cfg, name)
+        for fname, tp in _section_types(cls if isinstance(cls, type) else type(section)).items():
+            _check_value(f"{name}.{fname}", getattr(section, fname), tp)
+    _check_value("seed", cfg.seed, int)
+    wf, lstm, knn = cfg.walk_forward, cfg.lstm, cfg.knn
+    _require(wf.step >= 1, f"`walk_forward.step` must be >= 1 (got {wf.step})")
+    _require(wf.gap >= 0, f"`walk_forward.gap` must be >= 0 (got {wf.gap})")
+    _require(wf.horizon >= 1, f"`walk_forward.horizon` must be >= 1 (got {wf.horizon})")
+    for lb in cfg.lookbacks:
+        _require(lb >= 1, f"`lstm.lookback` must be >= 1 (got {lb})")
+        _require(
+            wf.train_window > lb,
+            f"`walk_forward.train_window` must be > `lstm.lookback` (got {wf.train_window} <= {lb})",
+        )
+    _require(len(set(cfg.lookbacks)) == len(cfg.lookbacks), "`lstm.lookback` has duplicates")
+    for k in ("hidden_size", "num_layers", "epochs", "batch_size"):
+        v = getattr(lstm, k)
+        _require(v >= 1, f"`lstm.{k}` must be >= 1 (got {v})")
+    _require(lstm.head_size >= 0, f"`lstm.head_size` must be >= 0 (got {lstm.head_size})")
+    _require(lstm.warm_epochs >= 1, f"`lstm.warm_epochs` must be >= 1 (got {lstm.warm_epochs})")
+    _require(lstm.patience >= 0, f"`lstm.patience` must be >= 0 (got {lstm.patience})")
+    _require(lstm.mc_passes >= 0, f"`lstm.mc_passes` must be >= 0 (got {lstm.mc_passes})")
+    _require(lstm.threads >= 0, f"`lstm.threads` must be >= 0 (got {lstm.threads})")
+    _require(0 <= lstm.dropout < 1, f"`lstm.dropout` must be in [0, 1) (got {lstm.dropout})")
+    _require(lstm.lr > 0, f"`lstm.lr` must be > 0 (got {lstm.lr})")
+    _require(lstm.weight_decay >= 0, f"`lstm.weight_decay` must be >= 0 (got {lstm.weight_decay})")
+    _require(0 < lstm.val_fraction < 0.5,
+             f"`lstm.val_fraction` must be in (0, 0.5) (got {lstm.val_fraction})")
+    ks = knn.n_neighbors if isinstance(knn.n_neighbors, list) else [knn.n_neighbors]
+    for k in ks:
+        _require(k >= 1, f"`knn.n_neighbors` must be >= 1 (got {k})")
+        _require(k < wf.train_window,
+                 f"`knn.n_neighbors` must be < `walk_forward.train_window` (got {k} >= {wf.train_window})")
+    _require(0 < knn.validation_fraction < 0.5,
+             f"`knn.validation_fraction` must be in (0, 0.5) (got {knn.validation_fraction})")
+    fu, rg, sg, ex = cfg.fusion, cfg.regime, cfg.signal, cfg.execution
+    for key, v in (("fusion.alpha", fu.alpha), ("regime.alpha_calm", rg.alpha_calm),
+                   ("regime.alpha_volatile", rg.alpha_volatile)):
+        _require(0 <= v <= 1, f"`{key}` must be in [0, 1] (got {v})")
+    _require(fu.min_history >= 10, f"`fusion.min_history` must be >= 10 (got {fu.min_history})")
+    _require(fu.ridge_alpha >= 0, f"`fusion.ridge_alpha` must be >= 0 (got {fu.ridge_alpha})")
+    _require(rg.vol_window >= 2, f"`regime.vol_window` must be >= 2 (got {rg.vol_window})")
+    _require(0 < rg.quantile < 1, f"`regime.quantile` must be in (0, 1) (got {rg.quantile})")
+    _require(sg.threshold >= 0, f"`signal.threshold` must be >= 0 (got {sg.threshold})")
+    _require(sg.scale > 0, f"`signal.scale` must be > 0 (got {sg.scale})")
+    _require(sg.target_vol > 0, f"`signal.target_vol` must be > 0 (got {sg.target_vol})")
+    _require(0 < sg.max_leverage <= 10,
+             f"`signal.max_leverage` must be in (0, 10] (got {sg.max_leverage})")
+    _require(0 <= sg.min_change < 1, f"`signal.min_change` must be in [0, 1) (got {sg.min_change})")
+    _require(ex.cash > 0, f"`execution.cash` must be > 0 (got {ex.cash})")
+    for key in ("commission", "slippage"):
+        v = getattr(ex, key)
+        _require(0 <= v < 0.1, f"`execution.{key}` must be in [0, 0.1) (got {v})")
+    _require(ex.commission_fixed >= 0,
+             f"`execution.commission_fixed` must be >= 0 (got {ex.commission_fixed})")
+    _require(ex.volume_cap is None or 0 < ex.volume_cap <= 1,
+             f"`execution.volume_cap` must be in (0, 1] (got {ex.volume_cap})")
+    _require(cfg.report.n_trials >= 1, f"`report.n_trials` must be >= 1 (got {cfg.report.n_trials})")
+
+
+def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
+    """Build a Config from nested dicts (TOML layout); unknown keys are errors."""
+    base = base or Config()
+    updates: dict[str, Any] = {}
+    for name, value in raw.items():
+        if name == "seed":
+            updates["seed"] = _check_value("seed", value, int)
+            continue
+        if name not in SECTIONS:
+            raise ConfigError(f"unknown section `{name}` (known: seed, {', '.join(SECTIONS)})")
+        if not isinstance(value, dict):
+            raise ConfigError(f"`{name}` must be a table of keys")
+        section = getattr(base, name)
+        hints = _section_types(type(section))
+        for key in value:
+            if key not in hints:
+                raise ConfigError(
+                    f"unknown key `{name}.{key}` (known: {', '.join(hints)})"
+                )
+        checked = {k: _check_value(f"{name}.{k}", v, hints[k]) for k, v in value.items()}
+        updates[name] = replace(section, **checked)
+    return replace(base, **updates)
+
+
+def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
+    """Apply dotted overrides such as ``{"lstm.lookback": 10, "seed": 3}``."""
+    nested: dict[str, Any] = {}
+    for dotted, value in overrides.items():
+        if dotted == "seed":
+            nested["seed"] = value
+            continue
+        section, _, key = dotted.partition(".")
+        if not key:
+            raise ConfigError(f"`{dotted}`: expected `section.key`")
+        nested.setdefault(section, {})[key] = value
+    return from_dict(nested, base=cfg)
+
+
+def load_config(path: str | Path | None = None, base: Config | None = None) -> Config:
+    """Load a TOML config file (missing keys keep their defaults)."""
+    if path is None:
+        return base or Config()
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: config file not found")
+    try:
+        raw = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    try:
+        return from_dict(raw, base=base)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None

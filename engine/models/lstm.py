@@ -1,0 +1,185 @@
+"""PyTorch LSTM regressor with scikit-learn estimator conventions."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.models.base import as_float32, check_is_fitted
+
+
+class LSTMNet(nn.Module):
+    """Stacked LSTM over a lookback window, then a small dense head."""
+
+    def __init__(self, n_features: int, hidden_size: int, num_layers: int, head_size: int,
+                 dropout: float) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(n_features, hidden_size, num_layers=num_layers, batch_first=True,
+                            dropout=dropout if num_layers > 1 else 0.0)
+        self.drop = nn.Dropout(dropout)
+        if head_size > 0:
+            self.head = nn.Sequential(nn.Linear(hidden_size, head_size), nn.ReLU(),
+                                      nn.Linear(head_size, 1))
+        else:
+            self.head = nn.Linear(hidden_size, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x: [batch, lookback, features]
+        out, _ = self.lstm(x)  # [batch, lookback, hidden]
+        last = self.drop(out[:, -1, :])  # [batch, hidden]
+        return self.head(last).squeeze(-1)  # [batch]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("`lstm.device` is 'cuda' but no CUDA device is available")
+    return torch.device(device)
+
+
+class LSTMRegressor:
+    """Next-period return forecaster over windows ``X[n_samples, lookback, n_features]``.
+
+    Inputs and target are standardised with statistics of the training samples
+    only. The last ``val_fraction`` of the (time-ordered) training samples is a
+    validation tail for early stopping; the best epoch's weights are kept.
+    ``fit(X, y, init_params=...)`` warm-starts from another fit's
+    ``params_`` (an explicit choice, used by the walk-forward) and then trains
+    for ``warm_epochs`` epochs instead of ``epochs``.
+    """
+
+    def __init__(self, *, hidden_size: int = 32, num_layers: int = 1, head_size: int = 16,
+                 dropout: float = 0.1, epochs: int = 40, warm_epochs: int = 4,
+                 batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 1e-2,
+                 patience: int = 5, val_fraction: float = 0.15, mc_passes: int = 0,
+                 random_state: int = 0, device: str = "cpu") -> None:
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.head_size = head_size
+        self.dropout = dropout
+        self.epochs = epochs
+        self.warm_epochs = warm_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.val_fraction = val_fraction
+        self.mc_passes = mc_passes
+        self.random_state = random_state
+        self.device = device
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        keys = ("hidden_size", "num_layers", "head_size", "dropout", "epochs", "warm_epochs",
+                "batch_size", "lr", "weight_decay", "patience", "val_fraction", "mc_passes",
+                "random_state", "device")
+        return {k: getattr(self, k) for k in keys}
+
+    def set_params(self, **params: Any) -> LSTMRegressor:
+        for k, v in params.items():
+            setattr(self, k, v)
+        return self
+
+    def fit(self, X: np.ndarray, y: np.ndarray, init_params: dict | None = None) -> LSTMRegressor:
+        X = as_float32(X)
+        y = as_float32(y).reshape(-1)
+        if X.ndim != 3 or len(X) != len(y):
+            raise ValueError(f"X must be [n_samples, lookback, features] matching y (got {X.shape}, {y.shape})")
+        device = resolve_device(self.device)
+        n, _, n_feat = X.shape
+        n_val = max(1, int(round(n * self.val_fraction)))
+        n_tr = n - n_val
+        if n_tr < 2:
+            raise ValueError(f"too few training samples for the LSTM ({n})")
+        last = X[:n_tr, -1, :]
+        self.x_mean_ = last.mean(axis=0)
+        self.x_std_ = last.std(axis=0) + 1e-8
+        self.y_mean_ = float(y[:n_tr].mean())
+        self.y_std_ = float(y[:n_tr].std() + 1e-12)
+        Xs = torch.from_numpy((X - self.x_mean_) / self.x_std_).to(device)
+        ys = torch.from_numpy((y - self.y_mean_) / self.y_std_).to(device)
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            torch.manual_seed(self.random_state)
+            net = LSTMNet(n_feat, self.hidden_size, self.num_layers, self.head_size, self.dropout)
+            if init_params is not None:
+                net.load_state_dict(init_params)
+            net = net.to(device)
+            epochs = self.warm_epochs if init_params is not None else self.epochs
+            self.history_ = self._train(net, Xs[:n_tr], ys[:n_tr], Xs[n_tr:], ys[n_tr:], epochs)
+        self.module_ = net.eval()
+        self.n_features_in_ = n_feat
+        self.lookback_ = X.shape[1]
+        return self
+
+    def _train(self, net: nn.Module, Xt: torch.Tensor, yt: torch.Tensor, Xv: torch.Tensor,
+               yv: torch.Tensor, epochs: int) -> list[tuple[float, float]]:
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        loss_fn = nn.MSELoss()
+        gen = torch.Generator().manual_seed(self.random_state)
+        net.eval()
+        with torch.no_grad():
+            best = float(loss_fn(net(Xv), yv))  # the starting weights are a candidate too
+        best_state, bad = copy.deepcopy(net.state_dict()), 0
+        history = [(float("nan"), best)]
+        for _ in range(epochs):
+            net.train()
+            order = torch.randperm(len(Xt), generator=gen).to(Xt.device)
+            total = 0.0
+            for i in range(0, len(Xt), self.batch_size):
+                idx = order[i:i + self.batch_size]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(net(Xt[idx]), yt[idx])
+                loss.backward()
+                nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+                opt.step()
+                total += float(loss.detach()) * len(idx)
+            net.eval()
+            with torch.no_grad():
+                val = float(loss_fn(net(Xv), yv))
+            history.append((total / len(Xt), val))
+            if val < best - 1e-6:
+                best, best_state, bad = val, copy.deepcopy(net.state_dict()), 0
+            else:
+                bad += 1
+                if self.patience and bad >= self.patience:
+                    break
+        net.load_state_dict(best_state)
+        return history
+
+    @property
+    def params_(self) -> dict[str, torch.Tensor]:
+        """The fitted weights as a CPU state dict (for warm starts and caching)."""
+        check_is_fitted(self, "module_")
+        return {k: v.detach().cpu().clone() for k, v in self.module_.state_dict().items()}
+
+    def _forward(self, X: np.ndarray, train_mode: bool) -> np.ndarray:
+        device = next(self.module_.parameters()).device
+        Xs = torch.from_numpy(as_float32((as_float32(X) - self.x_mean_) / self.x_std_)).to(device)
+        self.module_.train(train_mode)
+        with torch.no_grad():
+            out = self.module_(Xs).cpu().numpy().astype(np.float64)
+        self.module_.eval()
+        return out * self.y_std_ + self.y_mean_
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        check_is_fitted(self, "module_")
+        return self._forward(X, train_mode=False)
+
+    def predict_with_confidence(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Point forecast and confidence ``-log(std of mc_passes dropout passes)``.
+
+        Higher means the Monte-Carlo dropout passes agree more. NaN when
+        ``mc_passes`` < 2 or dropout is 0.
+        """
+        pred = self.predict(X)
+        if self.mc_passes < 2 or self.dropout <= 0:
+            return pred, np.full(len(pred), np.nan)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state + 1)
+            passes = np.stack([self._forward(X, train_mode=True) for _ in range(self.mc_passes)])
+        return pred, -np.log(passes.std(axis=0) + 1e-12)

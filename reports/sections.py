@@ -1,0 +1,177 @@
+"""HTML fragments of the "Models" section (tables, figures, trade summary)."""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from reports.forecast_metrics import forecast_table, per_group_table
+from reports.plots import model_figures
+from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
+from reports.trading_metrics import strategy_metrics
+
+SECTION_CSS = """
+#lstmknn-models{clear:both;max-width:960px;margin:40px auto 0;padding-top:10px;
+border-top:1px solid #ccc;font:13px/1.4 Arial,Helvetica,sans-serif}
+#lstmknn-models h2{font-size:20px;margin:0 0 10px}
+#lstmknn-models h3{margin:24px 0 8px}
+#lstmknn-models table.lk{border-collapse:collapse;width:auto;margin:0 0 16px}
+#lstmknn-models table.lk th,#lstmknn-models table.lk td{padding:3px 8px;text-align:right;
+border-bottom:1px solid #eee}
+#lstmknn-models table.lk thead th{background:#eee;font-weight:700}
+#lstmknn-models img{width:100%;max-width:960px}
+#lstmknn-models .note{color:#555}
+"""
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.3e}"
+    return str(value)
+
+
+def table_html(frame: pd.DataFrame, index: bool = True) -> str:
+    """Compact HTML table; floats to 4 significant digits, NaN as a dash."""
+    if frame is None or frame.empty:
+        return '<p class="note">(empty)</p>'
+    if isinstance(frame.index, pd.RangeIndex) and frame.index.name is None:
+        index = False
+    elif index and frame.index.nlevels == 1 and frame.index.name is not None:
+        frame, index = frame.reset_index(), False
+    shown = frame.astype(object).map(_fmt)
+    return shown.to_html(classes="lk", border=0, index=index, escape=True, na_rep="–")
+
+
+def forecast_with_dm(
+    predictions: pd.DataFrame,
+    models: Sequence[str],
+    target_model: str = "fused",
+    y: str = "y_true",
+) -> pd.DataFrame:
+    """Forecast table plus DM statistic and p-value of each model against the target."""
+    table = forecast_table(predictions, models, y=y)
+    if target_model not in predictions.columns:
+        return table
+    dm = dm_table(predictions, target_model, against=list(table.index), y=y)
+    return table.join(dm[["dm_stat", "p_value"]].rename(columns={"p_value": "dm_pvalue"}))
+
+
+def fold_mse_table(
+    predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true"
+) -> pd.DataFrame:
+    """Wide fold x model MSE table with the row count per fold."""
+    long = per_group_table(predictions, models, by="fold", y=y)
+    wide = long.pivot(index="fold", columns="model", values="mse")
+    order = [m for m in dict.fromkeys([*models, "zero"]) if m in wide.columns]
+    wide = wide[order]
+    wide.insert(0, "n", long.groupby("fold")["n"].max())
+    return wide
+
+
+def trades_summary(trades: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Counts by status x side, plus totals (trades, commission)."""
+    if trades is None or trades.empty:
+        return pd.DataFrame(), {"trades": 0.0, "total_commission": 0.0}
+    status = trades["status"].astype(str) if "status" in trades else pd.Series("all", trades.index)
+    side = trades["side"].astype(str) if "side" in trades else pd.Series("all", trades.index)
+    counts = pd.crosstab(
+        status.rename("status"), side.rename("side"), margins=True, margins_name="total"
+    )
+    commission = (
+        float(pd.to_numeric(trades["commission"], errors="coerce").abs().sum())
+        if "commission" in trades
+        else math.nan
+    )
+    return counts, {"trades": float(len(trades)), "total_commission": commission}
+
+
+def performance_table(
+    returns: pd.Series,
+    benchmark: pd.Series | None,
+    periods_per_year: float,
+    positions: pd.DataFrame | None,
+    trades: pd.DataFrame | None,
+    equity: pd.DataFrame | None,
+    n_trials: int,
+) -> pd.DataFrame:
+    """Strategy (and benchmark) metrics with PSR and DSR rows."""
+    cols = {
+        "strategy": strategy_metrics(
+            returns, periods_per_year, positions=positions, trades=trades, equity=equity
+        )
+    }
+    cols["strategy"]["psr"] = probabilistic_sharpe_ratio(returns)
+    cols["strategy"]["dsr"] = deflated_sharpe_ratio(returns, n_trials)
+    if benchmark is not None and len(benchmark):
+        cols["benchmark"] = strategy_metrics(benchmark, periods_per_year)
+        cols["benchmark"]["psr"] = probabilistic_sharpe_ratio(benchmark)
+    return pd.DataFrame(cols)
+
+
+def models_section(
+    returns: pd.Series,
+    benchmark: pd.Series | None,
+    predictions: pd.DataFrame,
+    models: Sequence[str],
+    trades: pd.DataFrame | None,
+    positions: pd.DataFrame | None,
+    equity: pd.DataFrame | None,
+    periods_per_year: float,
+    ppy_source: str,
+    target_model: str = "fused",
+    y: str = "y_true",
+    extra_tables: Mapping[str, pd.DataFrame] | None = None,
+) -> str:
+    """The whole "Models" ``<div>`` (with its own ``<style>``)."""
+    esc = html.escape
+    parts = [f"<style>{SECTION_CSS}</style>", '<div id="lstmknn-models">', "<h2>Models</h2>"]
+    parts.append(
+        f'<p class="note">Annualisation factor: <b>{periods_per_year:g}</b> periods per year '
+        f"({esc(ppy_source)}). Sharpe ratios in PSR/DSR are per period; DSR uses "
+        f"{len(models)} trials (the models compared) and the strategy's own SR "
+        "estimation variance.</p>"
+    )
+    n_trials = max(len(models), 1)
+    parts += [
+        "<h3>Performance</h3>",
+        table_html(
+            performance_table(
+                returns, benchmark, periods_per_year, positions, trades, equity, n_trials
+            )
+        ),
+    ]
+    parts += [
+        "<h3>Forecast accuracy (out of sample)</h3>",
+        f'<p class="note">DM: Diebold-Mariano (HLN-corrected, squared error) of '
+        f"<b>{esc(target_model)}</b> vs each model; negative statistic favours "
+        f"{esc(target_model)}. Direction accuracy counts a zero forecast as a miss.</p>",
+        table_html(forecast_with_dm(predictions, models, target_model, y)),
+    ]
+    for title, fragment in model_figures(
+        returns, benchmark, predictions, models, trades, positions, target_model, y
+    ).items():
+        parts += [f"<h3>{esc(title)}</h3>", fragment]
+    if "regime" in predictions.columns:
+        parts += [
+            "<h3>By regime</h3>",
+            table_html(per_group_table(predictions, models, "regime", y), index=False),
+        ]
+    if "fold" in predictions.columns:
+        parts += ["<h3>MSE per fold</h3>", table_html(fold_mse_table(predictions, models, y))]
+    counts, totals = trades_summary(trades)
+    parts += [
+        "<h3>Trades</h3>",
+        f'<p class="note">{int(totals["trades"])} orders, total commission '
+        f"{_fmt(totals['total_commission'])}.</p>",
+        table_html(counts),
+    ]
+    for title, frame in (extra_tables or {}).items():
+        parts += [f"<h3>{esc(str(title))}</h3>", table_html(frame)]
+    parts.append("</div>")
+    return "\n".join(parts)

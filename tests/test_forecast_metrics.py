@@ -1,0 +1,129 @@
+"""Forecast accuracy tables: hand-checked values and the zero-baseline rules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import spearmanr
+
+from reports.forecast_metrics import (
+    METRIC_COLUMNS,
+    forecast_summary,
+    forecast_table,
+    per_group_table,
+    spearman_ic,
+)
+
+
+@pytest.fixture
+def tiny() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "date": pd.bdate_range("2024-01-01", periods=5),
+            "fold": [0, 0, 0, 1, 1],
+            "regime": ["calm", "calm", "volatile", "volatile", "calm"],
+            "y_true": [0.01, -0.02, 0.0, 0.03, -0.01],
+            "a": [0.02, 0.01, 0.0, -0.01, -0.03],
+            "b": [0.0, -0.01, 0.01, 0.02, 0.0],
+        }
+    )
+
+
+def test_hand_computed_row(tiny: pd.DataFrame) -> None:
+    t = forecast_table(tiny, ["a"])
+    y = [0.01, -0.02, 0.0, 0.03, -0.01]
+    f = [0.02, 0.01, 0.0, -0.01, -0.03]
+    err = [yi - fi for yi, fi in zip(y, f, strict=True)]
+    assert t.loc["a", "mse"] == pytest.approx(sum(e * e for e in err) / 5)
+    assert t.loc["a", "mae"] == pytest.approx(sum(abs(e) for e in err) / 5)
+    # y != 0 rows: (0.01, 0.02) hit, (-0.02, 0.01) miss, (0.03, -0.01) miss, (-0.01, -0.03) hit
+    assert t.loc["a", "direction_accuracy"] == pytest.approx(2 / 4)
+    assert t.loc["a", "n"] == 5
+    assert list(t.columns) == list(METRIC_COLUMNS)
+    assert t.index.name == "model"
+
+
+def test_zero_forecast_counts_as_miss(tiny: pd.DataFrame) -> None:
+    t = forecast_table(tiny, ["b"])
+    # y != 0 rows: (0.01, 0) miss, (-0.02, -0.01) hit, (0.03, 0.02) hit, (-0.01, 0) miss
+    assert t.loc["b", "direction_accuracy"] == pytest.approx(2 / 4)
+
+
+def test_zero_baseline_always_reported_without_column(tiny: pd.DataFrame) -> None:
+    t = forecast_table(tiny, ["a", "b"])
+    assert list(t.index) == ["a", "b", "zero"]
+    y = np.array(tiny["y_true"])
+    assert t.loc["zero", "mse"] == pytest.approx(np.mean(y**2))
+    assert t.loc["zero", "mae"] == pytest.approx(np.mean(np.abs(y)))
+    assert t.loc["zero", "direction_accuracy"] == 0.0  # no free 50%
+    assert math.isnan(t.loc["zero", "ic"])
+    assert t.loc["zero", "n"] == 5
+
+
+def test_zero_column_used_when_present(tiny: pd.DataFrame) -> None:
+    frame = tiny.assign(zero=0.0)
+    t = forecast_table(frame, ["zero", "a"])
+    assert list(t.index) == ["zero", "a"]
+    assert t.loc["zero", "mse"] == pytest.approx(np.mean(frame["y_true"] ** 2))
+
+
+def test_ic_matches_scipy_and_nan_for_constant() -> None:
+    rng = np.random.default_rng(0)
+    f, y = rng.normal(size=50), rng.normal(size=50)
+    f[:5] = f[5]  # ties
+    assert spearman_ic(f, y) == pytest.approx(spearmanr(f, y).statistic)
+    assert math.isnan(spearman_ic(np.full(10, 0.3), y[:10]))
+    assert math.isnan(spearman_ic(f[:2], y[:2]))
+
+
+def test_nan_rows_dropped_per_model(tiny: pd.DataFrame) -> None:
+    frame = tiny.copy()
+    frame.loc[1, "a"] = np.nan
+    t = forecast_table(frame, ["a", "b"])
+    assert t.loc["a", "n"] == 4
+    assert t.loc["b", "n"] == 5
+
+
+def test_unknown_model_raises(tiny: pd.DataFrame) -> None:
+    with pytest.raises(KeyError):
+        forecast_table(tiny, ["nope"])
+
+
+@pytest.mark.parametrize("by", ["regime", "fold"])
+def test_per_group_matches_subset_tables(tiny: pd.DataFrame, by: str) -> None:
+    long = per_group_table(tiny, ["a", "b"], by=by)
+    assert list(long.columns) == [by, "model", *METRIC_COLUMNS]
+    groups = sorted(tiny[by].unique())
+    assert len(long) == 3 * len(groups)
+    for key in groups:
+        sub = forecast_table(tiny[tiny[by] == key], ["a", "b"])
+        got = long[long[by] == key].set_index("model")[list(METRIC_COLUMNS)]
+        pd.testing.assert_frame_equal(got, sub, check_names=False)
+
+
+def test_per_group_missing_column_raises(tiny: pd.DataFrame) -> None:
+    with pytest.raises(KeyError):
+        per_group_table(tiny, ["a"], by="nope")
+
+
+def test_summary_is_json_ready(tiny: pd.DataFrame) -> None:
+    summary = forecast_summary(tiny, ["a", "b"])
+    assert set(summary) == {"a", "b", "zero"}
+    assert set(summary["a"]) == set(METRIC_COLUMNS)
+    assert summary["zero"]["ic"] is None
+    assert isinstance(summary["a"]["n"], int)
+    text = json.dumps(summary, allow_nan=False)
+    assert json.loads(text)["a"]["mse"] == pytest.approx(
+        forecast_table(tiny, ["a"]).loc["a", "mse"]
+    )
+
+
+def test_empty_predictions() -> None:
+    empty = pd.DataFrame({"y_true": [], "a": []}, dtype=float)
+    t = forecast_table(empty, ["a"])
+    assert (t["n"] == 0).all()
+    assert t["mse"].isna().all()

@@ -1,0 +1,218 @@
+"""Self-contained HTML tearsheet: embedded PNGs only, no external URLs."""
+
+from __future__ import annotations
+
+import base64
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import plots
+from reports.offline import external_urls, make_offline
+from reports.tearsheet import prepare_returns, quantstats_html, write_model_report, write_tearsheet
+
+MODELS = ["lstm", "knn", "fused", "train_mean", "persistence"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+URL = re.compile(r"https?://", re.I)
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.imgs: list[str | None] = []
+        self.refs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "img":
+            self.imgs.append(a.get("src"))
+        for key in ("src", "href"):
+            if a.get(key):
+                self.refs.append(a[key])
+        if tag == "link":
+            self.refs.append(a.get("href") or "")
+
+
+def _check_offline_page(text: str) -> _Collector:
+    parser = _Collector()
+    parser.feed(text)
+    assert parser.imgs, "no images"
+    for src in parser.imgs:
+        assert src and src.startswith("data:image/png;base64,")
+        payload = src.split(",", 1)[1]
+        assert payload
+        assert base64.b64decode(payload, validate=True).startswith(PNG_MAGIC)
+    assert not [r for r in parser.refs if URL.match(r.strip())]
+    assert not URL.search(text), URL.findall(text)[:5]
+    return parser
+
+
+def _inputs(n: int = 300, index: pd.DatetimeIndex | None = None) -> dict:
+    rng = np.random.default_rng(11)
+    idx = index if index is not None else pd.bdate_range("2021-01-04", periods=n)
+    n = len(idx)
+    y = rng.normal(3e-4, 0.01, n)
+    preds = pd.DataFrame(
+        {
+            "date": idx,
+            "fold": np.arange(n) * 4 // n,
+            "y_true": y,
+            "lstm": 0.2 * y + rng.normal(0, 0.004, n),
+            "knn": rng.normal(0, 0.004, n),
+            "train_mean": 2e-4,
+            "persistence": np.r_[0.0, y[:-1]],
+        }
+    )
+    preds["fused"] = 0.5 * preds["lstm"] + 0.5 * preds["knn"]
+    preds["regime"] = np.where(np.arange(n) % 50 < 15, "volatile", "calm")
+    preds["alpha"] = 0.5 + 0.3 * (preds["regime"] == "volatile")
+    preds["target"] = (preds["fused"] > 0).astype(float)
+    held = preds["target"].shift(1, fill_value=0.0).to_numpy()
+    returns = pd.Series(held * y, index=idx)
+    change = np.flatnonzero(np.diff(preds["target"].to_numpy()) != 0) + 1
+    trades = pd.DataFrame(
+        {
+            "date": idx[change],
+            "symbol": "SPY",
+            "side": np.where(preds["target"].to_numpy()[change] > 0, "buy", "sell"),
+            "size": 10.0,
+            "price": 100.0,
+            "commission": 0.05,
+            "status": "Completed",
+        }
+    )
+    value = 1e4 * (1 + returns).cumprod()
+    return {
+        "returns": returns,
+        "benchmark": pd.Series(y, index=idx, name="SPY"),
+        "predictions": preds,
+        "models": MODELS,
+        "trades": trades,
+        "positions": pd.DataFrame({"SPY": 10.0 * preds["target"].to_numpy()}, index=idx),
+        "equity": pd.DataFrame({"date": idx, "value": value.to_numpy(), "return": returns}),
+    }
+
+
+@pytest.fixture(scope="module")
+def qs_page(tmp_path_factory: pytest.TempPathFactory) -> str:
+    pytest.importorskip("quantstats")
+    path = tmp_path_factory.mktemp("ts") / "sub" / "tearsheet.html"
+    out = write_tearsheet(
+        path,
+        periods_per_year=252.0,
+        title="Synthetic <run>",
+        extra_tables={"Config": pd.DataFrame({"key": ["window"], "value": [60]})},
+        **_inputs(),
+    )
+    assert out == path and path.exists()
+    return path.read_text(encoding="utf-8")
+
+
+def test_tearsheet_is_self_contained(qs_page: str) -> None:
+    parser = _check_offline_page(qs_page)
+    assert len(parser.imgs) >= 7 + 10  # our figures + quantstats' figures
+
+
+def test_tearsheet_has_quantstats_and_models_sections(qs_page: str) -> None:
+    assert "Key Performance Metrics" in qs_page  # quantstats part
+    assert qs_page.count("</body>") == 1
+    models_at = qs_page.index('id="lstmknn-models"')
+    assert models_at < qs_page.index("</body>")
+    section = qs_page[models_at:]
+    assert "Annualisation factor: <b>252</b>" in section
+    for name in [*MODELS, "zero", "dm_pvalue", "By regime", "MSE per fold", "Trades", "Config"]:
+        assert name in section
+    assert "Completed" in section and "total commission" in section
+    assert "Synthetic &lt;run&gt;" in qs_page
+    assert "<title>Synthetic &lt;run&gt;</title>" in qs_page and "<run>" not in qs_page
+
+
+def test_fast_path_and_inferred_periods(tmp_path: Path) -> None:
+    hours = pd.DatetimeIndex(
+        np.concatenate(
+            [
+                pd.date_range(f"{d:%Y-%m-%d} 09:30", f"{d:%Y-%m-%d} 15:30", freq="h")
+                for d in pd.bdate_range("2024-01-01", periods=30)
+            ]
+        )
+    )
+    path = write_model_report(tmp_path / "fast.html", title="Fast", **_inputs(index=hours))
+    text = path.read_text(encoding="utf-8")
+    parser = _check_offline_page(text)
+    assert len(parser.imgs) == 7
+    assert "Key Performance Metrics" not in text
+    assert "Annualisation factor: <b>1638</b>" in text and "inferred" in text
+
+
+def test_quantstats_failure_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import reports.tearsheet as ts
+
+    def boom(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("simulated")
+
+    monkeypatch.setattr(ts, "quantstats_html", boom)
+    inputs = _inputs(60)
+    inputs["returns"] = None  # taken from equity['return']
+    path = write_tearsheet(tmp_path / "fb.html", periods_per_year=None, title="FB", **inputs)
+    text = path.read_text(encoding="utf-8")
+    assert "quantstats tearsheet failed: RuntimeError: simulated" in text
+    _check_offline_page(text)
+
+
+def test_quantstats_handles_tz_aware_and_misaligned_benchmark() -> None:
+    pytest.importorskip("quantstats")
+    idx = pd.bdate_range("2022-01-03", periods=120, tz="America/New_York")
+    rng = np.random.default_rng(5)
+    r = prepare_returns(pd.Series(rng.normal(0, 0.01, 120), index=idx))
+    assert r.index.tz is None
+    from reports.tearsheet import align_benchmark
+
+    longer = pd.Series(rng.normal(0, 0.01, 200), index=pd.bdate_range("2021-09-01", periods=200))
+    b = align_benchmark(longer, r.index)
+    assert b.index.equals(r.index)
+    page = quantstats_html(r, b, 252, "tz")
+    assert "Key Performance Metrics" in page
+
+
+def test_make_offline() -> None:
+    page = (
+        '<html><head><link rel="stylesheet" href="https://cdn.example.com/a.css">'
+        '<link rel="icon" href="data:image/png;base64,AAAA">'
+        '<script src="https://cdn.example.com/x.js"></script>'
+        "<style>@import url('https://fonts.example.com/f.css'); "
+        "body{background:url(http://x.example.com/b.png)}</style></head>"
+        '<body onload="save()"><a href="http://quantstats.io" target="q">QuantStats</a>'
+        '<img src="https://x.example.com/i.png"><img src="data:image/png;base64,AAAA">'
+        "see https://example.org</body></html>"
+    )
+    out = make_offline(page)
+    assert external_urls(out) == []
+    assert "QuantStats" in out and "<a " not in out
+    assert 'href="data:image/png;base64,AAAA"' in out
+    assert out.count('src="data:image/png;base64,AAAA"') == 1
+    assert "onload" not in out and "<script" not in out
+
+
+def test_plot_functions_return_png_or_note() -> None:
+    inp = _inputs(80)
+    figures = plots.model_figures(
+        inp["returns"],
+        inp["benchmark"],
+        inp["predictions"],
+        MODELS,
+        inp["trades"],
+        inp["positions"],
+    )
+    assert len(figures) == 7
+    _check_offline_page("".join(figures.values()))
+    empty = pd.DataFrame()
+    assert "no-data" in plots.plot_alpha_regime(empty)
+    assert "no-data" in plots.plot_costs(None)
+    assert "no-data" in plots.plot_equity(pd.Series([], dtype=float))
+    assert "no-data" in plots.plot_fold_mse(empty, MODELS)
+    # positions fall back to the target column
+    assert "target position" in plots.plot_positions(None, inp["predictions"])
