@@ -83,6 +83,7 @@ class SignalConfig:
     max_leverage: float = 1.0
     long_only: bool = False
     min_change: float = 0.0
+    allocation: Literal["equal", "strength"] = "equal"
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ class Prepared:
     persistence: np.ndarray  # [bars] last horizon's return, known at each close
     windows: dict[int, np.ndarray]  # lookback -> [bars - L + 1, L, features] view
     first_sample: int
-    row_digest: list[str]  # cumulative sha256 of the raw rows, per fold end (lazy)
     raw: np.ndarray
 
 
@@ -86,7 +85,6 @@ def prepare(prices: pd.DataFrame, cfg: Config) -> Prepared:
         persistence=(close / close.shift(h) - 1.0).to_numpy(float),
         windows=windows,
         first_sample=first_sample,
-        row_digest=[],
         raw=np.ascontiguousarray(prices[["open", "high", "low", "close", "volume"]].to_numpy(float)),
     )
 
@@ -110,22 +108,34 @@ def lstm_estimator(cfg: Config, seed: int) -> LSTMRegressor:
                          random_state=seed, device=str(resolve_device(c.device)))
 
 
-def fit_predict_fold(prep: Prepared, fold: Fold, cfg: Config,
-                     init: dict[int, dict] | None = None) -> dict:
-    """Fit fresh (or explicitly warm-started) models on one fold and forecast its test bars."""
+def fit_fold(prep: Prepared, fold: Fold, cfg: Config,
+             init: dict[int, dict] | None = None) -> dict[int, dict]:
+    """Fit fresh (or explicitly warm-started) LSTMs on one fold; their states by lookback."""
+    train = np.arange(fold.train_start, fold.train_end)
+    y = prep.labels[train]
+    states = {}
+    for lb in cfg.lookbacks:
+        seed = derive_seed(cfg.seed, "lstm", lb, fold.index)
+        warm = None
+        if init is not None:
+            warm = {k[len("module."):]: v for k, v in init[lb].items() if k.startswith("module.")}
+        model = lstm_estimator(cfg, seed).fit(_window(prep, lb, train), y, init_params=warm)
+        states[lb] = model.get_state()
+    return states
+
+
+def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict]) -> dict:
+    """Out-of-sample forecasts of one fold: LSTMs from their states, KNN, regime, baselines."""
     train = np.arange(fold.train_start, fold.train_end)
     test = np.arange(fold.test_start, fold.test_end)
     y = prep.labels[train]
-    out: dict = {"params": {}}
     lstm_preds, lstm_confs = [], []
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "lstm", lb, fold.index)
-        model = lstm_estimator(cfg, seed).fit(
-            _window(prep, lb, train), y, init_params=(init or {}).get(lb))
+        model = lstm_estimator(cfg, seed).set_state(states[lb])
         pred, conf = model.predict_with_confidence(_window(prep, lb, test))
         lstm_preds.append(pred)
         lstm_confs.append(conf)
-        out["params"][lb] = model.params_
     c = cfg.knn
     knn = KNNRegressor(n_neighbors=c.n_neighbors, validation_fraction=c.validation_fraction)
     knn.fit(prep.features[train], y)
@@ -133,7 +143,7 @@ def fit_predict_fold(prep: Prepared, fold: Fold, cfg: Config,
     lstm_conf = np.mean(lstm_confs, axis=0)
     if np.isnan(lstm_conf).all() and len(lstm_preds) > 1:
         lstm_conf = -np.log(np.std(lstm_preds, axis=0) + 1e-12)
-    out["preds"] = {
+    return {
         "lstm": np.stack(lstm_preds),
         "lstm_conf": lstm_conf,
         "knn": knn_pred,
@@ -142,59 +152,83 @@ def fit_predict_fold(prep: Prepared, fold: Fold, cfg: Config,
         "threshold": np.array([fit_threshold(prep.vol[train], cfg.regime.quantile)]),
         "train_mean": np.full(len(test), float(y.mean())),
     }
-    return out
 
 
-def _data_digest(prep: Prepared, end: int) -> str:
-    return hashlib.sha256(prep.raw[:end].tobytes()).hexdigest()
+def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
+    """Key of a fold's fitted models: model config, seed, boundaries, and every row they saw.
 
-
-def _to_tensors(preds: dict) -> dict:
-    return {k: torch.as_tensor(np.asarray(v, dtype=np.float64)) for k, v in preds.items()}
+    Training ends with the label known at the close of ``test_start``, so rows
+    ``[0, test_start]`` determine the fit (warm-start chain included).
+    """
+    model_cfg = {k: cfg.to_dict()[k] for k in ("walk_forward", "lstm")}
+    for volatile in ("device", "threads", "mc_passes"):
+        model_cfg["lstm"].pop(volatile)
+    digest = hashlib.sha256(prep.raw[: fold.test_start + 1].tobytes()).hexdigest()
+    return fold_key({"v": 2, "cfg": model_cfg, "seed": cfg.seed, "first": prep.first_sample,
+                     "fold": fold.__dict__, "data": digest})
 
 
 def run_walk_forward(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
-                     progress: Progress | None = None) -> WalkForwardResult:
-    """Retrain on every fold and return the out-of-sample predictions, fused."""
+                     progress: Progress | None = None,
+                     since: pd.Timestamp | str | None = None) -> WalkForwardResult:
+    """Retrain on every fold and return the out-of-sample predictions, fused.
+
+    ``since`` limits the output to folds whose test bars reach that date
+    (earlier folds are still fitted, or loaded from ``cache``, when the warm
+    start chain needs them). Learned fusion methods always use every fold.
+    """
     prep = prepare(prices, cfg)
     folds = folds_for(prep, cfg)
-    threads = cfg.lstm.threads
+    first = 0
+    if since is not None and cfg.fusion.method in ("fixed", "regime"):
+        pos = int(prep.index.searchsorted(pd.Timestamp(since)))
+        first = next((f.index for f in folds if f.test_end > pos), len(folds) - 1)
     old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
+    if cfg.lstm.threads:
+        torch.set_num_threads(cfg.lstm.threads)
     try:
-        outputs = _run_folds(prep, folds, cfg, cache, progress)
+        states = _fit_folds(prep, folds, first, cfg, cache, progress)
+        outputs = [{"preds": predict_fold(prep, f, cfg, states[f.index])} for f in folds[first:]]
     finally:
         torch.set_num_threads(old_threads)
-    return assemble(prep, folds, outputs, cfg, cache)
+    return assemble(prep, folds[first:], outputs, cfg, cache)
 
 
-def _run_folds(prep: Prepared, folds: list[Fold], cfg: Config, cache: FoldCache | None,
-               progress: Progress | None) -> list[dict]:
-    model_cfg = {k: cfg.to_dict()[k] for k in ("walk_forward", "lstm", "knn", "regime")}
-    model_cfg["lstm"].pop("device")
-    model_cfg["lstm"].pop("threads")
-    outputs: list[dict] = []
-    prev: dict[int, dict] | None = None
-    for fold in folds:
-        key = None
-        entry = None
+def _fit_folds(prep: Prepared, folds: list[Fold], first: int, cfg: Config,
+               cache: FoldCache | None, progress: Progress | None) -> dict[int, dict]:
+    """Fitted LSTM states of folds ``first..`` (and of the warm-start chain before them)."""
+    warm = cfg.lstm.warm_start
+    states: dict[int, dict] = {}
+
+    def cached(k: int) -> dict | None:
+        if cache is None:
+            return None
+        entry = cache.get(_fold_cache_key(prep, folds[k], cfg))
+        if entry is None or set(entry.get("states", {})) != set(cfg.lookbacks):
+            return None
+        return entry["states"]
+
+    def fit(k: int) -> dict:
+        init = states.get(k - 1) if warm and k > 0 else None
+        st = fit_fold(prep, folds[k], cfg, init=init)
         if cache is not None:
-            key = fold_key({"v": 1, "cfg": model_cfg, "seed": cfg.seed, "fold": fold.__dict__,
-                            "data": _data_digest(prep, fold.test_end)})
-            entry = cache.get(key)
-        if entry is not None:
-            out = {"params": entry["params"],
-                   "preds": {k: v.numpy() for k, v in entry["preds"].items()}}
-        else:
-            out = fit_predict_fold(prep, fold, cfg, init=prev if cfg.lstm.warm_start else None)
-            if cache is not None and key is not None:
-                cache.put(key, {"params": out["params"], "preds": _to_tensors(out["preds"])})
-        prev = out["params"]
-        outputs.append(out)
+            cache.put(_fold_cache_key(prep, folds[k], cfg), {"states": st})
+        return st
+
+    start = first
+    if warm and first > 0:  # find the latest cached link of the chain before `first`
+        j = first - 1
+        while j >= 0 and (st := cached(j)) is None:
+            j -= 1
+        if j >= 0:
+            states[j] = st
+        start = j + 1
+    total = len(folds) - start
+    for n, k in enumerate(range(start, len(folds)), 1):
+        states[k] = (cached(k) if k >= first else None) or fit(k)
         if progress is not None:
-            progress(fold.index + 1, len(folds))
-    return outputs
+            progress(n, total)
+    return states
 
 
 def assemble(prep: Prepared, folds: list[Fold], outputs: list[dict], cfg: Config,

@@ -24,7 +24,7 @@ from strategies.costs import (
     order_size,
 )
 from strategies.result import TRADE_COLUMNS, BacktestResult
-from strategies.vectorized import run_vectorized
+from strategies.vectorized import run_stepwise, run_vectorized
 
 if TYPE_CHECKING:
     from strategies.bt_engine import run_backtrader
@@ -43,6 +43,7 @@ __all__ = [
     "order_size",
     "plan_orders",
     "run_backtrader",
+    "run_stepwise",
     "run_vectorized",
     "submission_check",
 ]

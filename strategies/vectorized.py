@@ -41,6 +41,13 @@ def run_vectorized(prices: Prices, targets: Targets, params: ExecutionParams) ->
     return build_result(md, values, positions, rows, "vectorized")
 
 
+def run_stepwise(prices: Prices, targets: Targets, params: ExecutionParams) -> BacktestResult:
+    """Same backtest stepped through :func:`plan_orders`/:func:`fill_orders` (paper-broker path)."""
+    md = prepare(prices, targets)
+    values, positions, rows = simulate_steps(md, params)
+    return build_result(md, values, positions, rows, "stepwise")
+
+
 def _target_rows(md: MarketData) -> list[list[tuple[int, float]] | None]:
     rows: list[list[tuple[int, float]] | None] = [None] * len(md.dates)
     ii, jj = np.nonzero(~np.isnan(md.targets))
@@ -180,6 +187,7 @@ def simulate_one(md: MarketData, p: ExecutionParams) -> tuple[np.ndarray, np.nda
     vols = md.volume[:, 0].tolist() if cap is not None else []
     tgts = md.targets[:, 0].tolist()
     cash, s, a = float(p.cash), 0.0, 0.0
+    kb = 0.0  # keep * cost basis of a long position: margin cash = cash + kb
     values: list[float] = []
     shares: list[float] = []
     add_value, add_shares = values.append, shares.append
@@ -197,7 +205,7 @@ def simulate_one(md: MarketData, p: ExecutionParams) -> tuple[np.ndarray, np.nda
                 opened, closed = 0.0, d
             else:
                 opened, closed = new, -s
-            mc = cash if lev1 else cash + keep * (s * a if s > 0 else 0.0)
+            mc = cash + kb
             fee = fixed
             if closed:
                 back = -closed * r
@@ -238,10 +246,8 @@ def simulate_one(md: MarketData, p: ExecutionParams) -> tuple[np.ndarray, np.nda
                     if opened:
                         cm = abs(opened) * pct * price + fee
                         v = opened * price
-                        if closed:  # reversal: the long (if any) is closed first
-                            mc = cash if lev1 else cash + keep * 0.0
-                        else:
-                            mc = cash if lev1 else cash + keep * (s * a if s > 0 else 0.0)
+                        # after a reversal's closing leg no long is left: margin cash = cash
+                        mc = cash if closed else cash + kb
                         if mc - (v / lev if v > 0 else v) - cm < 0.0:
                             opened, refused = 0.0, True
                         else:
@@ -260,6 +266,7 @@ def simulate_one(md: MarketData, p: ExecutionParams) -> tuple[np.ndarray, np.nda
                             s = new
                         else:
                             s, a = new, price
+                        kb = keep * (s * a) if s > 0 and not lev1 else 0.0
                     rem = d - executed
                     done = abs(rem) <= FILL_TOL * abs(d)
                     if executed:

@@ -157,6 +157,27 @@ class LSTMRegressor:
         check_is_fitted(self, "module_")
         return {k: v.detach().cpu().clone() for k, v in self.module_.state_dict().items()}
 
+    def get_state(self) -> dict[str, torch.Tensor]:
+        """Weights plus scaling statistics: everything ``predict`` needs, as tensors."""
+        state = {f"module.{k}": v for k, v in self.params_.items()}
+        state["x_mean"] = torch.from_numpy(self.x_mean_.copy())
+        state["x_std"] = torch.from_numpy(self.x_std_.copy())
+        state["y_stats"] = torch.tensor([self.y_mean_, self.y_std_], dtype=torch.float64)
+        return state
+
+    def set_state(self, state: dict[str, torch.Tensor]) -> LSTMRegressor:
+        """Restore a fitted model from :meth:`get_state` (no training)."""
+        weights = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
+        n_feat = int(state["x_mean"].numel())
+        net = LSTMNet(n_feat, self.hidden_size, self.num_layers, self.head_size, self.dropout)
+        net.load_state_dict(weights)
+        self.module_ = net.to(resolve_device(self.device)).eval()
+        self.x_mean_ = state["x_mean"].numpy().astype(np.float32)
+        self.x_std_ = state["x_std"].numpy().astype(np.float32)
+        self.y_mean_, self.y_std_ = (float(v) for v in state["y_stats"])
+        self.n_features_in_ = n_feat
+        return self
+
     def _forward(self, X: np.ndarray, train_mode: bool) -> np.ndarray:
         device = next(self.module_.parameters()).device
         Xs = torch.from_numpy(as_float32((as_float32(X) - self.x_mean_) / self.x_std_)).to(device)

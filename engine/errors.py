@@ -1,0 +1,11 @@
+"""User-facing errors: the CLI prints them as one line and exits non-zero."""
+
+from data.errors import DataError
+from engine.config import ConfigError
+
+
+class UserError(ValueError):
+    """A request that cannot be carried out as given (bad path, missing run files, ...)."""
+
+
+USER_ERRORS = (DataError, ConfigError, UserError)
