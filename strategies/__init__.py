@@ -1,7 +1,21 @@
 """Execution layer: target weights -> orders -> fills, via backtrader or the vectorized twin.
 
 Works only on pandas objects; imports nothing from ``engine``/``reports``.
-``run_backtrader`` is imported lazily so paper trading does not load backtrader.
+
+* ``run_backtrader(prices, targets, params)``: a real backtrader Cerebro run.
+* ``run_vectorized(prices, targets, params)``: the fast twin (same semantics, same output).
+* ``run_stepwise(...)`` / ``plan_orders`` + ``fill_orders`` on an ``AccountState``: the
+  bar-step path for a paper broker.
+
+Semantics (identical in all paths, see :mod:`strategies.account` and
+:mod:`strategies.market`): at close ``t`` each symbol with a target gets
+``target * value / close - shares`` (fractional; skipped when the weight change
+is below ``min_change``), sells before buys; orders fill at open ``t+1`` at
+``open * (1 +/- slippage)``, paying ``commission * notional + commission_fixed``
+per filled order, capped at ``volume_cap * volume`` (rest ``cancelled``);
+orders that do not fit the cash account are recorded as ``margin``.  Several
+symbols share one account on the union of their calendars.  ``run_backtrader``
+is imported lazily so paper trading does not load backtrader.
 """
 
 from __future__ import annotations

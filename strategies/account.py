@@ -2,8 +2,9 @@
 
 This is the reference semantics of the execution layer (it reproduces
 backtrader's ``BackBroker`` with ``checksubmit=True``, ``shortcash=True`` and a
-stock-like, leveraged ``CommInfo``).  The vectorized twin loops over it and a
-paper broker can call it bar by bar::
+stock-like, leveraged ``CommInfo``).  A paper broker calls it bar by bar (as
+:func:`strategies.vectorized.run_stepwise` does); the vectorized twin is an
+inlined copy of the same steps, tested equal to it::
 
     orders = plan_orders(state, targets_row, close_row, params)      # at close t
     outcomes = fill_orders(state, orders, open_row, volume_row, params)  # at open t+1

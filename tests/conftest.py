@@ -1,0 +1,47 @@
+"""Shared fixtures: a small real-data slice and a configuration that trains in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from data.loader import load_prices
+from engine.config import Config, from_dict
+
+SMALL = {
+    "seed": 7,
+    "walk_forward": {"train_window": 150, "step": 25},
+    "lstm": {"lookback": 5, "hidden_size": 8, "head_size": 4, "epochs": 3, "warm_epochs": 1,
+             "batch_size": 64, "device": "cpu"},
+    "knn": {"n_neighbors": 10},
+    "fusion": {"min_history": 40},
+    "report": {"tearsheet": False},
+}
+
+
+@pytest.fixture
+def small_cfg() -> Config:
+    return from_dict(SMALL)
+
+
+@pytest.fixture(scope="session")
+def sp500() -> pd.DataFrame:
+    return load_prices("sp500").frame
+
+
+@pytest.fixture
+def small_prices(sp500: pd.DataFrame) -> pd.DataFrame:
+    return sp500.iloc[:420].copy()
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    out = frame.rename(columns=str.capitalize).rename_axis("Date").reset_index()
+    out.to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
+@pytest.fixture
+def small_csv(small_prices: pd.DataFrame, tmp_path: Path) -> Path:
+    return write_csv(small_prices, tmp_path / "small.csv")
