@@ -58,7 +58,7 @@ def fuse(pred: pd.DataFrame, known_until: np.ndarray, test_start: np.ndarray, cf
     regime = out["regime"].to_numpy()
     alpha = regime_alpha(regime, cfg) if cfg.fusion.method != "fixed" else np.full(len(out), cfg.fusion.alpha)
     fused = alpha * lstm + (1 - alpha) * knn
-    used = np.where(cfg.fusion.method == "fixed", "fixed", "regime").astype(object)
+    used = np.full(len(out), "fixed" if cfg.fusion.method == "fixed" else "regime", dtype=object)
     method = cfg.fusion.method
     if method in ("regime_learned", "stacking"):
         y = out["y_true"].to_numpy(float)

@@ -27,10 +27,11 @@ class LSTMNet(nn.Module):
         else:
             self.head = nn.Linear(hidden_size, 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # x: [batch, lookback, features]
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # x: [batch, lookback, features]; mask: [hidden] fixed dropout mask (MC passes) or None
         out, _ = self.lstm(x)  # [batch, lookback, hidden]
-        last = self.drop(out[:, -1, :])  # [batch, hidden]
+        last = out[:, -1, :]  # [batch, hidden]
+        last = self.drop(last) if mask is None else last * mask
         return self.head(last).squeeze(-1)  # [batch]
 
 
@@ -178,29 +179,34 @@ class LSTMRegressor:
         self.n_features_in_ = n_feat
         return self
 
-    def _forward(self, X: np.ndarray, train_mode: bool) -> np.ndarray:
+    def _forward(self, X: np.ndarray, mask: torch.Tensor | None = None) -> np.ndarray:
         device = next(self.module_.parameters()).device
         Xs = torch.from_numpy(as_float32((as_float32(X) - self.x_mean_) / self.x_std_)).to(device)
-        self.module_.train(train_mode)
-        with torch.no_grad():
-            out = self.module_(Xs).cpu().numpy().astype(np.float64)
         self.module_.eval()
+        with torch.no_grad():
+            m = None if mask is None else mask.to(device)
+            out = self.module_(Xs, m).cpu().numpy().astype(np.float64)
         return out * self.y_std_ + self.y_mean_
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         check_is_fitted(self, "module_")
-        return self._forward(X, train_mode=False)
+        return self._forward(X)
 
     def predict_with_confidence(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Point forecast and confidence ``-log(std of mc_passes dropout passes)``.
 
-        Higher means the Monte-Carlo dropout passes agree more. NaN when
-        ``mc_passes`` < 2 or dropout is 0.
+        Each Monte-Carlo pass drops hidden units with one mask drawn for the
+        pass (a thinned network), so a row's confidence does not depend on
+        which other rows are predicted with it. Higher means the passes agree
+        more. NaN when ``mc_passes`` < 2 or dropout is 0.
         """
         pred = self.predict(X)
         if self.mc_passes < 2 or self.dropout <= 0:
             return pred, np.full(len(pred), np.nan)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.random_state + 1)
-            passes = np.stack([self._forward(X, train_mode=True) for _ in range(self.mc_passes)])
+        gen = torch.Generator().manual_seed(self.random_state + 1)
+        keep = 1.0 - self.dropout
+        passes = np.stack([
+            self._forward(X, torch.bernoulli(torch.full((self.hidden_size,), keep), generator=gen) / keep)
+            for _ in range(self.mc_passes)
+        ])
         return pred, -np.log(passes.std(axis=0) + 1e-12)

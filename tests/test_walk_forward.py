@@ -1,0 +1,77 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.errors import DataError
+from engine.cache import FoldCache
+from engine.config import with_overrides
+from engine.walk_forward import run_walk_forward
+
+
+def test_same_seed_gives_identical_predictions_and_another_seed_does_not(small_cfg, small_prices):
+    a = run_walk_forward(small_prices, small_cfg).predictions
+    b = run_walk_forward(small_prices, small_cfg).predictions
+    pd.testing.assert_frame_equal(a, b)
+    c = run_walk_forward(small_prices, with_overrides(small_cfg, {"seed": 8})).predictions
+    assert not np.allclose(a["lstm"], c["lstm"])
+
+
+def test_predictions_cover_every_decision_bar_once_with_the_contract_columns(small_cfg, small_prices):
+    res = run_walk_forward(small_prices, small_cfg)
+    p = res.predictions
+    for col in ["date", "fold", "y_true", "lstm", "knn", "regime", "alpha", "fused"]:
+        assert col in p
+    assert p["date"].is_unique and p["date"].is_monotonic_increasing
+    assert set(p["regime"]) <= {"calm", "volatile"}
+    assert p["fold"].nunique() == len(res.folds)
+    y = small_prices["close"].shift(-1) / small_prices["close"] - 1
+    np.testing.assert_allclose(p["y_true"].iloc[:-1], y.loc[p["date"].iloc[:-1]].to_numpy())
+
+
+def test_regime_fusion_switches_alpha_with_the_regime(small_cfg, small_prices):
+    p = run_walk_forward(small_prices, small_cfg).predictions
+    assert set(p.loc[p.regime == "calm", "alpha"]) == {0.7}
+    assert set(p.loc[p.regime == "volatile", "alpha"]) == {0.4}
+    np.testing.assert_allclose(p["fused"], p["alpha"] * p["lstm"] + (1 - p["alpha"]) * p["knn"])
+
+
+def test_multi_window_ensemble_writes_one_column_per_lookback(small_cfg, small_prices):
+    cfg = with_overrides(small_cfg, {"lstm.lookback": [3, 8]})
+    p = run_walk_forward(small_prices, cfg).predictions
+    np.testing.assert_allclose(p["lstm"], (p["lstm_3"] + p["lstm_8"]) / 2)
+
+
+def test_too_little_data_says_how_many_rows_are_needed(small_cfg, small_prices):
+    with pytest.raises(DataError, match=r"too little data: 100 rows, the configuration needs at least \d+"):
+        run_walk_forward(small_prices.iloc[:100], small_cfg)
+
+
+def test_cached_rerun_gives_the_same_predictions_and_skips_training(small_cfg, small_prices, tmp_path):
+    cache = FoldCache(tmp_path)
+    a = run_walk_forward(small_prices, small_cfg, cache=cache).predictions
+    assert cache.hits == 0
+    cache2 = FoldCache(tmp_path)
+    b = run_walk_forward(small_prices, small_cfg, cache=cache2).predictions
+    assert cache2.misses == 0 and cache2.hits > 0
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_corrupt_cache_entries_are_rebuilt_not_trusted(small_cfg, small_prices, tmp_path):
+    a = run_walk_forward(small_prices, small_cfg, cache=FoldCache(tmp_path)).predictions
+    entries = sorted(tmp_path.rglob("*.pt"))
+    entries[0].write_bytes(b"not a torch file")
+    entries[1].write_bytes(entries[2].read_bytes())  # valid file, wrong key
+    cache = FoldCache(tmp_path)
+    b = run_walk_forward(small_prices, small_cfg, cache=cache).predictions
+    assert cache.misses >= 2
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_since_limits_output_to_later_folds_with_identical_values(small_cfg, small_prices, tmp_path):
+    full = run_walk_forward(small_prices, small_cfg).predictions
+    since = full["date"].iloc[-10]
+    part = run_walk_forward(small_prices, small_cfg, since=since,
+                            cache=FoldCache(tmp_path)).predictions
+    assert part["date"].iloc[0] > full["date"].iloc[0]
+    merged = full.merge(part, on="date", suffixes=("", "_p"))
+    np.testing.assert_allclose(merged["fused"], merged["fused_p"])
