@@ -1,0 +1,141 @@
+"""The signal for a bar: its walk-forward row, its target position and its provenance.
+
+Walk-forward predictions for a bar never change when later bars are added, so
+running the walk-forward on the data cut at bar ``T`` (with ``since=T`` and
+the fold cache) yields exactly the backtest's ``predictions.csv`` row of ``T``.
+Used by ``lstmknn signal`` and by paper trading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from data.errors import DataError
+from data.loader import PriceData
+from engine.cache import FoldCache
+from engine.config import Config
+from engine.pipeline import add_targets
+from engine.walk_forward import Progress, run_walk_forward
+from reports.periods import infer_periods_per_year
+
+OHLCV = ["open", "high", "low", "close", "volume"]
+# Order of the fields of a signal record (multi-lookback ``lstm_<L>`` columns follow ``lstm``).
+SIGNAL_FIELDS = [
+    "symbol", "asof", "target", "fused", "alpha", "regime", "fusion_used", "lstm", "lstm_conf",
+    "knn", "knn_conf", "knn_k", "vol", "train_mean", "persistence", "fold", "train_start",
+    "train_end", "train_size", "config_hash", "data_hash", "data_rows",
+]
+
+
+def fmt_date(ts: pd.Timestamp) -> str:
+    """ISO date, with the time only for intraday bars."""
+    ts = pd.Timestamp(ts)
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+
+
+def row_block(frame: pd.DataFrame) -> np.ndarray:
+    """Canonical bytes of each bar: int64 date (ns) then OHLCV as float64, 48 bytes a row."""
+    out = np.empty((len(frame), 6), dtype="<f8")
+    out.view("<i8")[:, 0] = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+    out[:, 1:] = frame[OHLCV].to_numpy(dtype="<f8")
+    return out.view(np.uint8)
+
+
+def row_hashes(frame: pd.DataFrame) -> list[str]:
+    """sha256 of each bar's canonical bytes (see :func:`row_block`)."""
+    return [hashlib.sha256(r.tobytes()).hexdigest() for r in row_block(frame)]
+
+
+def data_hashes(frame: pd.DataFrame, start: int, stop: int) -> list[str]:
+    """``data_hash(frame, i)`` for ``i`` in ``[start, stop)``, in one pass."""
+    block = row_block(frame.iloc[:stop])
+    h = hashlib.sha256(block[:start].tobytes())
+    out = []
+    for row in block[start:stop]:
+        h.update(row.tobytes())
+        out.append(h.copy().hexdigest())
+    return out
+
+
+def data_hash(frame: pd.DataFrame, upto: int) -> str:
+    """sha256 of the canonical bytes of rows ``0..upto`` (inclusive)."""
+    return data_hashes(frame, upto, upto + 1)[0]
+
+
+def compute_signals(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
+                    since: pd.Timestamp | None = None,
+                    progress: Progress | None = None) -> pd.DataFrame:
+    """Walk-forward rows (from ``since`` on) with ``target`` and the fold's training span."""
+    wf = run_walk_forward(prices, cfg, cache=cache, since=since, progress=progress)
+    pred = wf.predictions
+    if since is not None:
+        pred = pred[pred["date"] >= pd.Timestamp(since)]
+    pred = add_targets(pred, cfg, infer_periods_per_year(prices.index))
+    spans = wf.folds.set_index("fold")[["train_start", "train_end", "train_size"]]
+    return pred.join(spans, on="fold").reset_index(drop=True)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, (pd.Timestamp, np.datetime64)):
+        return fmt_date(pd.Timestamp(v))
+    if isinstance(v, (np.integer, bool, np.bool_)):
+        return int(v) if not isinstance(v, (bool, np.bool_)) else bool(v)
+    if isinstance(v, (float, np.floating)):
+        return None if not math.isfinite(float(v)) else float(v)
+    if isinstance(v, np.str_):
+        return str(v)
+    return v
+
+
+def signal_record(row: pd.Series, symbol: str, config_hash: str, data_digest: str,
+                  data_rows: int) -> dict[str, Any]:
+    """A JSON-ready record of one signal row (floats exact, NaN as None)."""
+    rec: dict[str, Any] = {"symbol": symbol, "asof": row["date"], "config_hash": config_hash,
+                           "data_hash": data_digest, "data_rows": data_rows}
+    for key in row.index:
+        if key not in ("date", "y_true", "symbol"):
+            rec[key] = row[key]
+    lstm_parts = sorted(k for k in rec if k.startswith("lstm_") and k != "lstm_conf")
+    order = []
+    for k in SIGNAL_FIELDS:
+        order.append(k)
+        if k == "lstm":
+            order += lstm_parts
+    order += [k for k in rec if k not in order]
+    return {k: _plain(rec[k]) for k in order if k in rec}
+
+
+def bar_position(index: pd.DatetimeIndex, asof: str | pd.Timestamp | None) -> int:
+    """Position of the last bar on or before ``asof`` (the last bar when None)."""
+    if asof is None:
+        return len(index) - 1
+    try:
+        ts = pd.Timestamp(asof)
+    except (ValueError, TypeError):
+        raise DataError(f"--asof {asof!r}: not a date") from None
+    pos = int(index.searchsorted(ts, side="right")) - 1
+    if pos < 0:
+        raise DataError(f"--asof {asof}: before the first bar ({fmt_date(index[0])})")
+    return pos
+
+
+def signal_for(data: PriceData, cfg: Config, asof: str | pd.Timestamp | None = None, *,
+               cache: FoldCache | None = None,
+               progress: Progress | None = None) -> dict[str, Any]:
+    """The decision at the close of the ``asof`` bar (default: the latest) for the next bar."""
+    pos = bar_position(data.frame.index, asof)
+    prices = data.frame.iloc[: pos + 1]
+    when = prices.index[-1]
+    try:
+        rows = compute_signals(prices, cfg, cache=cache, since=when, progress=progress)
+    except DataError as exc:
+        raise DataError(f"{data.symbol} as of {fmt_date(when)}: {exc}") from None
+    rows = rows[rows["date"] == when]
+    if rows.empty:  # pragma: no cover - folds always reach the last bar
+        raise DataError(f"{data.symbol}: no forecast for {fmt_date(when)}")
+    return signal_record(rows.iloc[-1], data.symbol, cfg.hash(), data_hash(prices, pos), pos + 1)

@@ -1,0 +1,272 @@
+"""One execution layer for independent tasks: in process, local processes or a Dask cluster.
+
+A task is a pure function called as ``fn(*args, **kwargs)`` under a unique key.
+Every mode runs the same calls through :class:`joblib.Parallel`:
+
+* serial (``jobs=1``): in this process, or on whatever backend the caller
+  activated with ``joblib.parallel_config(...)`` around the Python API;
+* ``jobs=N``: N local worker processes (loky);
+* ``scheduler=ADDR`` (or ``$DASK_SCHEDULER_ADDRESS`` when ``jobs`` is 1): an
+  existing Dask cluster through joblib's ``dask`` backend; ``scheduler="local"``
+  starts a ``LocalCluster`` on 127.0.0.1 for the call and closes it afterwards.
+
+Large top-level arguments (frames, arrays) are scattered to every Dask worker
+once; loky memory-maps arrays over 1 MB itself. A task's exception is caught in
+the worker and returned as a failed :class:`Outcome`, so one failure never stops
+the others. Seeds come from task inputs, never from the worker, so every mode
+gives the same answer.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from engine.errors import UserError
+
+ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
+LOCAL = "local"
+Mode = Literal["serial", "processes", "dask", "joblib"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """One independent unit of work: ``fn(*args, **kwargs)``, named by ``key``."""
+
+    key: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """The result of one task, or its error (``"Type: message"``) and exception."""
+
+    key: str
+    value: Any = None
+    error: str | None = None
+    exception: BaseException | None = None
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Where tasks run: ``mode``, worker count and (for Dask) the scheduler address."""
+
+    mode: Mode
+    workers: int
+    address: str | None = None
+
+    @property
+    def serial(self) -> bool:
+        return self.mode == "serial"
+
+    def describe(self) -> str:
+        if self.mode == "dask":
+            where = "a local Dask cluster" if self.address == LOCAL else f"Dask at {self.address}"
+            return f"{where} ({self.workers} workers)" if self.address == LOCAL else where
+        if self.mode == "processes":
+            return f"{self.workers} local processes"
+        if self.mode == "joblib":
+            return "the active joblib backend"
+        return "1 process (serial)"
+
+
+def plan(jobs: int = 1, scheduler: str | None = None) -> Plan:
+    """Resolve ``jobs``/``scheduler``: scheduler > jobs > $DASK_SCHEDULER_ADDRESS > joblib config."""
+    if jobs < 1:
+        raise UserError(f"--jobs must be >= 1 (got {jobs})")
+    address = scheduler or (os.environ.get(ENV_SCHEDULER) if jobs == 1 else None)
+    if address:
+        workers = jobs if jobs > 1 else (os.cpu_count() or 1)
+        return Plan("dask", workers, address.strip())
+    if jobs > 1:
+        return Plan("processes", jobs)
+    backend, n_jobs = joblib.parallel.get_active_backend()
+    n = backend.default_n_jobs if n_jobs is None else n_jobs
+    if type(backend).__name__ == "SequentialBackend" or n == 1:
+        return Plan("serial", 1)
+    return Plan("joblib", max(1, joblib.effective_n_jobs(n)))
+
+
+def _threads_per_worker(p: Plan) -> int | None:
+    """Torch threads a worker should use so N workers do not oversubscribe the cores."""
+    if p.mode == "serial":
+        return None
+    if p.mode == "processes":
+        return max(1, (os.cpu_count() or 1) // p.workers)
+    return 1
+
+
+def _call(key: str, threads: int | None, fn: Callable[..., Any], /, *args: Any,
+          **kwargs: Any) -> Outcome:
+    """Run one task in a worker; its exception becomes a failed :class:`Outcome`."""
+    t0 = time.perf_counter()
+    old = None
+    if threads:
+        import torch
+
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+    try:
+        value = fn(*args, **kwargs)
+        return Outcome(key, value=value, elapsed=time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - recorded, the other tasks go on
+        return Outcome(key, error=f"{type(exc).__name__}: {exc}", exception=_portable(exc),
+                       elapsed=time.perf_counter() - t0)
+    finally:
+        if old is not None:
+            import torch
+
+            torch.set_num_threads(old)
+
+
+def _portable(exc: Exception) -> BaseException:
+    """``exc`` if it survives pickling back to the parent, else a RuntimeError copy."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+
+
+def _large_args(tasks: Sequence[Task]) -> list[Any]:
+    """Distinct (by identity) frames and arrays among the tasks' top-level arguments."""
+    seen: dict[int, Any] = {}
+    for t in tasks:
+        for a in (*t.args, *t.kwargs.values()):
+            if isinstance(a, (pd.DataFrame, pd.Series, np.ndarray)):
+                seen.setdefault(id(a), a)
+    return list(seen.values())
+
+
+def _import_distributed() -> Any:
+    try:
+        import distributed
+    except ImportError:
+        raise UserError("--scheduler needs Dask, an optional extra: pip install 'lstmknn[dask]'"
+                        ) from None
+    return distributed
+
+
+@contextmanager
+def dask_client(address: str, workers: int = 2) -> Iterator[Any]:
+    """A ``distributed.Client`` for ``address`` (``"local"``: a LocalCluster for the block)."""
+    distributed = _import_distributed()
+    cluster = None
+    if address == LOCAL:
+        cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
+                                           processes=True, host="127.0.0.1",
+                                           dashboard_address=None)
+        address = cluster.scheduler_address
+    try:
+        try:
+            client = distributed.Client(address, timeout="20s", set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise UserError(f"cannot reach the Dask scheduler at {address}: {msg}") from None
+        try:
+            yield client
+        finally:
+            client.close()
+    finally:
+        if cluster is not None:
+            cluster.close()
+
+
+@contextmanager
+def _backend(p: Plan, shared: list[Any]) -> Iterator[joblib.Parallel]:
+    """A configured ``joblib.Parallel`` for plan ``p`` (cluster set up and torn down)."""
+    common = {"batch_size": 1, "return_as": "generator_unordered"}
+    if p.mode == "processes":
+        yield joblib.Parallel(n_jobs=p.workers, backend="loky", **common)
+    elif p.mode == "dask":
+        with dask_client(p.address or LOCAL, p.workers) as client, joblib.parallel_config(
+                backend="dask", client=client, scatter=shared or None):
+            yield joblib.Parallel(**common)
+    else:  # serial, or whatever backend the caller configured with joblib.parallel_config
+        try:
+            parallel = joblib.Parallel(**common)
+        except ValueError as exc:  # a configured backend without generator support
+            if "return_as" not in str(exc):
+                raise
+            parallel = joblib.Parallel(batch_size=1)
+        yield parallel
+
+
+class ProgressLine:
+    """``label: done/total, elapsed, ETA`` redrawn on stderr (only when it is a terminal)."""
+
+    def __init__(self, total: int, label: str = "tasks", enabled: bool = True) -> None:
+        self.total, self.label = total, label
+        self.enabled = enabled and total > 0 and sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+        self.done = self.failed = 0
+
+    def update(self, outcome: Outcome) -> None:
+        self.done += 1
+        self.failed += not outcome.ok
+        if not self.enabled:
+            return
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / self.done * (self.total - self.done)
+        failed = f", {self.failed} failed" if self.failed else ""
+        sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} done{failed}, "
+                         f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}   ")
+        sys.stderr.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+
+
+def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, scheduler: str | None = None,
+              on_done: Callable[[Outcome], None] | None = None, progress: bool = False,
+              label: str = "tasks") -> list[Outcome]:
+    """Run ``tasks`` where :func:`plan` says; outcomes in task order.
+
+    ``on_done`` is called in this process as each task finishes (in completion
+    order), e.g. to persist it at once. Failed tasks are outcomes, not exceptions.
+    """
+    keys = [t.key for t in tasks]
+    if len(set(keys)) != len(keys):
+        raise ValueError("task keys must be unique")
+    if not tasks:
+        return []
+    p = plan(jobs, scheduler)
+    threads = _threads_per_worker(p)
+    bar = ProgressLine(len(tasks), label, progress)
+    done: dict[str, Outcome] = {}
+    try:
+        with _backend(p, _large_args(tasks) if p.mode == "dask" else []) as parallel:
+            calls = (joblib.delayed(_call)(t.key, threads, t.fn, *t.args, **t.kwargs)
+                     for t in tasks)
+            for outcome in parallel(calls):
+                done[outcome.key] = outcome
+                bar.update(outcome)
+                if on_done is not None:
+                    on_done(outcome)
+    finally:
+        bar.close()
+    return [done[k] for k in keys]

@@ -1,0 +1,105 @@
+"""The command line: outputs, report rebuild, and one-line errors for bad input."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from engine.cli import main
+from tests.conftest import SMALL
+
+
+def write_config(path, extra=""):
+    lines = [f"seed = {SMALL['seed']}"]
+    for section, values in SMALL.items():
+        if section == "seed":
+            continue
+        lines.append(f"[{section}]")
+        for k, v in values.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+@pytest.fixture
+def cfg_file(tmp_path):
+    return write_config(tmp_path / "small.toml")
+
+
+def test_backtest_writes_all_outputs_with_the_contract_columns(tmp_path, small_csv, cfg_file, capsys):
+    cfg = write_config(tmp_path / "with_report.toml")
+    cfg.write_text(cfg.read_text().replace("tearsheet = false", "tearsheet = true"))
+    out = tmp_path / "run"
+    rc = main(["backtest", "--data", str(small_csv), "--config", str(cfg), "--out", str(out),
+               "--quiet", "--no-cache"])
+    assert rc == 0
+    for name in ("predictions.csv", "equity.csv", "trades.csv", "summary.json", "tearsheet.html"):
+        assert (out / name).stat().st_size > 0, name
+    pred = pd.read_csv(out / "predictions.csv")
+    assert {"date", "fold", "y_true", "lstm", "knn", "regime", "alpha", "fused", "target"} <= set(pred)
+    assert list(pd.read_csv(out / "equity.csv").columns) == ["date", "value", "return"]
+    assert {"date", "side", "size", "price", "commission"} <= set(pd.read_csv(out / "trades.csv"))
+    summary = json.loads((out / "summary.json").read_text())
+    for model in ("lstm", "knn", "fused", "zero"):
+        assert {"mse", "mae", "direction_accuracy", "n"} <= set(summary["forecast"][model])
+    for block in ("strategy", "benchmark"):
+        assert {"total_return", "cagr", "sharpe", "max_drawdown", "volatility"} <= set(summary[block])
+    assert summary["data"]["rows"] == 420 and len(summary["data"]["sha256"]) == 64
+    assert summary["config"]["seed"] == 7 and summary["elapsed_seconds"] > 0
+    assert "torch" in summary["versions"]
+    assert not list(out.glob(".partial-*"))
+    # the report can be rebuilt from the saved files alone
+    (out / "tearsheet.html").unlink()
+    assert main(["report", str(out)]) == 0
+    assert "<img" in (out / "tearsheet.html").read_text()
+
+
+def test_seed_flag_overrides_the_config(tmp_path, small_csv, cfg_file):
+    a, b = tmp_path / "a", tmp_path / "b"
+    for out, seed in ((a, "1"), (b, "2")):
+        main(["backtest", "--data", str(small_csv), "--config", str(cfg_file), "--out", str(out),
+              "--seed", seed, "--quiet", "--no-cache"])
+    pa, pb = pd.read_csv(a / "predictions.csv"), pd.read_csv(b / "predictions.csv")
+    assert not pa["lstm"].equals(pb["lstm"])
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("Date,Open,High,Low,Volume\n2020-01-01,1,1,1,1\n", "missing column(s) close"),
+        ("Date,Open,High,Low,Close,Volume\n2020-01-01,1,1,1,1,1\n2020-01-01,1,1,1,1,1\n", "duplicate date"),
+        ("Date,Open,High,Low,Close,Volume\n2020-01-01,1,1,1,1,1\n2020-01-02,1,1,1,nan,1\n", "not a finite number"),
+    ],
+)
+def test_broken_csv_gives_one_line_error_and_nonzero_exit(tmp_path, content, message):
+    bad = tmp_path / "bad.csv"
+    bad.write_text(content)
+    out = tmp_path / "out"
+    r = run_cli("backtest", "--data", str(bad), "--out", str(out), "--quiet")
+    assert r.returncode == 2
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_config_typo_and_too_little_data_are_one_line_errors(tmp_path, small_csv):
+    typo = tmp_path / "typo.toml"
+    typo.write_text("[lstm]\nhiden_size = 3\n")
+    r = run_cli("backtest", "--data", str(small_csv), "--config", str(typo), "--quiet")
+    assert r.returncode == 2 and "unknown key `lstm.hiden_size`" in r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli("backtest", "--data", str(small_csv), "--quiet", "--no-cache")
+    assert r.returncode == 2 and "too little data: 420 rows" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_report_on_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
+    r = run_cli("report", str(tmp_path))
+    assert r.returncode == 2 and "not a complete run folder" in r.stderr

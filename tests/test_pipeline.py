@@ -1,0 +1,46 @@
+import numpy as np
+import pandas as pd
+
+from engine.config import with_overrides
+from engine.pipeline import add_targets, execute, run_backtest
+
+
+def test_backtest_trades_the_targets_at_the_next_open_with_costs(small_cfg, small_csv):
+    run = run_backtest([str(small_csv)], small_cfg)
+    pred, trades = run.predictions, run.result.trades
+    prices = pd.read_csv(small_csv, parse_dates=["Date"], index_col="Date")
+    filled = trades[trades["status"] == "filled"]
+    assert len(filled) > 5
+    slip = small_cfg.execution.slippage
+    for _, t in filled.head(20).iterrows():
+        opened = prices.loc[t["date"], "Open"]
+        expected = opened * (1 + slip) if t["side"] == "buy" else opened * (1 - slip)
+        assert np.isclose(t["price"], expected)
+        assert np.isclose(t["commission"], small_cfg.execution.commission * t["size"] * t["price"])
+        # it was decided at the previous decision bar's close
+        decided = pred["date"][pred["date"] < t["date"]].iloc[-1]
+        assert prices.index.get_loc(t["date"]) == prices.index.get_loc(decided) + 1
+
+
+def test_precomputed_predictions_can_be_traded_again_and_twin_agrees_with_backtrader(small_cfg, small_csv):
+    run = run_backtest([str(small_csv)], small_cfg)
+    prices = {"small": pd.read_csv(small_csv, parse_dates=["Date"], index_col="Date")
+              .rename(columns=str.lower).rename_axis("date")}
+    cfg = with_overrides(small_cfg, {"signal.long_only": True})
+    again = add_targets(run.predictions, cfg, 252)
+    bt = execute(prices, again, cfg, engine="backtrader")
+    vec = execute(prices, again, cfg, engine="vectorized")
+    assert (again["target"] >= 0).all()
+    np.testing.assert_allclose(bt.equity["value"], vec.equity["value"], rtol=1e-9)
+
+
+def test_portfolio_of_two_symbols_trades_both_in_one_account(small_cfg, sp500, tmp_path):
+    from tests.conftest import write_csv
+
+    a = write_csv(sp500.iloc[:420], tmp_path / "aaa.csv")
+    b = write_csv(sp500.iloc[:420].drop(sp500.index[[300, 310, 320]]) * [1, 1, 1, 1, 2], tmp_path / "bbb.csv")
+    run = run_backtest([str(a), str(b)], small_cfg)
+    assert set(run.predictions["symbol"]) == {"aaa", "bbb"}
+    assert set(run.result.trades["symbol"]) == {"aaa", "bbb"}
+    assert run.predictions.groupby("date")["target"].sum().abs().max() <= 1.0 + 1e-12
+    assert "forecast_by_symbol" in run.summary
