@@ -35,7 +35,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     run = run_backtest(args.data or ["sp500"], cfg, args.out, quiet=args.quiet,
-                       cache_dir=_cache_dir(args), engine=args.engine)
+                       cache_dir=_cache_dir(args), engine=args.engine, jobs=args.jobs,
+                       scheduler=args.scheduler)
     s = run.summary
     if not args.quiet:
         print(forecast_lines(s), file=sys.stderr)
@@ -80,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--cache", help=f"fold model cache folder (default {DEFAULT_CACHE} or $LSTMKNN_CACHE)")
     bt.add_argument("--no-cache", action="store_true", help="do not read or write the fold cache")
     bt.add_argument("--quiet", action="store_true", help="no progress bar or forecast table")
+    bt.add_argument("--jobs", type=int, default=1,
+                    help="walk-forward the symbols in N local processes (default 1)")
+    bt.add_argument("--scheduler", help="Dask scheduler address, or 'local' for a LocalCluster "
+                                        "(default $DASK_SCHEDULER_ADDRESS when set)")
     bt.set_defaults(func=cmd_backtest)
 
     rp = sub.add_parser("report", help="rebuild tearsheet.html of a run folder without retraining")

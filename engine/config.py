@@ -45,7 +45,7 @@ class LSTMConfig:
     patience: int = 5
     val_fraction: float = 0.15
     warm_start: bool = True
-    warm_epochs: int = 4
+    warm_epochs: int = 2
     mc_passes: int = 0
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = 1

@@ -93,8 +93,11 @@ def plan(jobs: int = 1, scheduler: str | None = None) -> Plan:
         raise UserError(f"--jobs must be >= 1 (got {jobs})")
     address = scheduler or (os.environ.get(ENV_SCHEDULER) if jobs == 1 else None)
     if address:
-        workers = jobs if jobs > 1 else (os.cpu_count() or 1)
-        return Plan("dask", workers, address.strip())
+        address = address.strip()
+        if address != LOCAL and jobs > 1:
+            raise UserError("--jobs sizes local processes or `--scheduler local`; the size of "
+                            f"the cluster at {address} is set by its workers")
+        return Plan("dask", jobs if jobs > 1 else (os.cpu_count() or 1), address)
     if jobs > 1:
         return Plan("processes", jobs)
     backend, n_jobs = joblib.parallel.get_active_backend()

@@ -190,15 +190,31 @@ def versions() -> dict[str, str]:
 
 
 def walk_forward_all(datas: list[PriceData], cfg: Config, *, cache: FoldCache | None,
-                     quiet: bool) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    """Walk-forward per symbol; predictions and fold tables stacked with a ``symbol`` column."""
+                     quiet: bool, jobs: int = 1, scheduler: str | None = None
+                     ) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """Walk-forward per symbol; predictions and fold tables stacked with a ``symbol`` column.
+
+    ``jobs``/``scheduler`` (or an active joblib backend) run the symbols as
+    parallel tasks through :mod:`engine.parallel`; the result is the same.
+    """
+    from engine.parallel import plan
+
+    parallel = None
+    if not plan(jobs, scheduler).serial:
+        from engine.sweep import walk_forward_symbols
+
+        parallel = iter(walk_forward_symbols(datas, cfg, cache=cache, jobs=jobs,
+                                             scheduler=scheduler, quiet=quiet))
     preds, folds, models = [], [], []
     for d in datas:
-        progress, close = tqdm_progress(not quiet, desc=f"{d.symbol} folds")
-        try:
-            wf = run_walk_forward(d.frame, cfg, cache=cache, progress=progress)
-        finally:
-            close()
+        if parallel is not None:
+            wf = next(parallel)
+        else:
+            progress, close = tqdm_progress(not quiet, desc=f"{d.symbol} folds")
+            try:
+                wf = run_walk_forward(d.frame, cfg, cache=cache, progress=progress)
+            finally:
+                close()
         models = model_columns(wf)
         preds.append(wf.predictions.assign(symbol=d.symbol))
         folds.append(wf.folds.assign(symbol=d.symbol))
@@ -212,12 +228,17 @@ def ordered(predictions: pd.DataFrame) -> pd.DataFrame:
 
 def run_backtest(sources: Sequence[str], cfg: Config, out_dir: str | Path | None = None, *,
                  quiet: bool = True, cache_dir: str | Path | None = None,
-                 engine: str = "backtrader") -> BacktestRun:
-    """Walk-forward, trade and score; write the outputs to ``out_dir`` when given."""
+                 engine: str = "backtrader", jobs: int = 1,
+                 scheduler: str | None = None) -> BacktestRun:
+    """Walk-forward, trade and score; write the outputs to ``out_dir`` when given.
+
+    ``jobs``/``scheduler``: run the symbols' walk-forwards in local processes or on Dask.
+    """
     t0 = time.perf_counter()
     datas = load_sources(sources)
     cache = FoldCache(cache_dir) if cache_dir else None
-    predictions, folds, models = walk_forward_all(datas, cfg, cache=cache, quiet=quiet)
+    predictions, folds, models = walk_forward_all(datas, cfg, cache=cache, quiet=quiet,
+                                                  jobs=jobs, scheduler=scheduler)
     t_wf = time.perf_counter() - t0
     prices = {d.symbol: d.frame for d in datas}
     ppy = infer_periods_per_year(datas[0].frame.index)

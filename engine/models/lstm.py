@@ -56,7 +56,7 @@ class LSTMRegressor:
     """
 
     def __init__(self, *, hidden_size: int = 32, num_layers: int = 1, head_size: int = 16,
-                 dropout: float = 0.1, epochs: int = 40, warm_epochs: int = 4,
+                 dropout: float = 0.1, epochs: int = 40, warm_epochs: int = 2,
                  batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 1e-2,
                  patience: int = 5, val_fraction: float = 0.15, mc_passes: int = 0,
                  random_state: int = 0, device: str = "cpu") -> None:
@@ -119,7 +119,8 @@ class LSTMRegressor:
 
     def _train(self, net: nn.Module, Xt: torch.Tensor, yt: torch.Tensor, Xv: torch.Tensor,
                yv: torch.Tensor, epochs: int) -> list[tuple[float, float]]:
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt = torch.optim.Adam(net.parameters(), lr=self.lr, weight_decay=self.weight_decay,
+                               foreach=False, fused=next(net.parameters()).device.type in ("cpu", "cuda"))
         loss_fn = nn.MSELoss()
         gen = torch.Generator().manual_seed(self.random_state)
         net.eval()

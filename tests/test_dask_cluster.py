@@ -1,0 +1,93 @@
+"""Tasks run on a Dask cluster reached by address: scheduler and worker in their own processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from engine.config import from_dict, with_overrides
+from engine.parallel import plan, run_tasks
+from engine.sweep import run_sweep
+from tests.conftest import write_csv
+from tests.test_parallel_execution import TINY, walk_forward_tasks
+
+distributed = pytest.importorskip("distributed")
+DASK = Path(sys.executable).with_name("dask")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a process this test started (and its own group), waiting for it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster_address(tmp_path: Path) -> Iterator[str]:
+    """A scheduler and one single-threaded worker started as separate processes."""
+    if not DASK.exists():
+        pytest.skip("the dask command line is not installed")
+    sched_file = tmp_path / "scheduler.json"
+    logs = (tmp_path / "scheduler.log").open("w"), (tmp_path / "worker.log").open("w")
+    procs: list[subprocess.Popen] = []
+    try:
+        procs.append(subprocess.Popen(
+            [str(DASK), "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+             "--scheduler-file", str(sched_file)],
+            stdout=logs[0], stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            assert procs[0].poll() is None, "dask scheduler exited early"
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        procs.append(subprocess.Popen(
+            [str(DASK), "worker", "--scheduler-file", str(sched_file), "--nthreads", "1",
+             "--nworkers", "1", "--no-dashboard", "--host", "127.0.0.1"],
+            stdout=logs[1], stderr=subprocess.STDOUT, start_new_session=True))
+        with distributed.Client(address, timeout="30s") as client:
+            client.wait_for_workers(1, timeout=90)
+        yield address
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        for log in logs:
+            log.close()
+
+
+def test_tasks_on_a_cluster_reached_by_address_match_the_serial_run(cluster_address, tmp_path,
+                                                                     monkeypatch):
+    from data.loader import load_prices
+
+    csvs = [write_csv(load_prices(n).frame.iloc[:450], tmp_path / f"{n}.csv")
+            for n in ("sp500", "msft")]
+    tasks = walk_forward_tasks(csvs, from_dict(TINY))
+    serial = run_tasks(tasks)
+    remote = run_tasks(tasks, scheduler=cluster_address)
+    for s, r in zip(serial, remote, strict=True):
+        assert r.ok, r.error
+        pd.testing.assert_frame_equal(r.value.predictions, s.value.predictions, check_exact=True)
+
+    # the same cluster through $DASK_SCHEDULER_ADDRESS, for a sweep
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster_address)
+    assert plan().mode == "dask"
+    grid = {"regime.alpha_calm": [0.6, 0.8]}
+    base = with_overrides(from_dict(TINY), {"walk_forward.step": 50})
+    on_dask = run_sweep([str(csvs[0])], base, grid, tmp_path / "dask")
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    local = run_sweep([str(csvs[0])], base, grid, tmp_path / "serial")
+    assert on_dask.summary["execution"].startswith("Dask at tcp://127.0.0.1")
+    cols = [c for c in local.results.columns if c != "elapsed"]
+    pd.testing.assert_frame_equal(on_dask.results[cols], local.results[cols], check_exact=True)

@@ -1,0 +1,146 @@
+"""The execution layer gives the same answer serially, in local processes and on Dask."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+import joblib
+import pandas as pd
+import pytest
+
+from data.loader import load_prices
+from engine.cli import main
+from engine.config import Config, from_dict
+from engine.errors import UserError
+from engine.parallel import Task, _large_args, plan, run_tasks
+from engine.pipeline import run_backtest
+from engine.sweep import walk_forward_task
+from tests.conftest import write_csv
+
+TINY = {
+    "seed": 11,
+    "walk_forward": {"train_window": 150, "step": 25},
+    "lstm": {"lookback": 5, "hidden_size": 8, "head_size": 4, "epochs": 2, "warm_epochs": 1,
+             "batch_size": 64, "device": "cpu"},
+    "knn": {"n_neighbors": 10},
+    "fusion": {"min_history": 40},
+    "report": {"tearsheet": False},
+}
+
+
+@pytest.fixture
+def tiny_cfg() -> Config:
+    return from_dict(TINY)
+
+
+@pytest.fixture
+def two_csvs(tmp_path: Path) -> list[Path]:
+    """~450-row slices of the bundled sp500 and msft histories written as CSV files."""
+    return [write_csv(load_prices(name).frame.iloc[:450], tmp_path / f"{name}_slice.csv")
+            for name in ("sp500", "msft")]
+
+
+def walk_forward_tasks(csvs: list[Path], cfg: Config) -> list[Task]:
+    datas = [load_prices(p) for p in csvs]
+    return [Task(d.symbol, walk_forward_task, (d.frame, cfg, None)) for d in datas]
+
+
+def predictions(outcomes) -> dict[str, pd.DataFrame]:
+    assert all(o.ok for o in outcomes), [o.error for o in outcomes]
+    return {o.key: o.value.predictions for o in outcomes}
+
+
+def fails_on_three(k: int) -> int:
+    if k == 3:
+        raise ValueError("three is not allowed")
+    return k * k
+
+
+def thread_name(_: int) -> str:
+    return threading.current_thread().name
+
+
+def test_seeded_predictions_are_identical_serially_in_processes_and_on_a_dask_cluster(
+        tiny_cfg, two_csvs):
+    distributed = pytest.importorskip("distributed")
+    tasks = walk_forward_tasks(two_csvs, tiny_cfg)
+    serial = predictions(run_tasks(tasks))
+    processes = predictions(run_tasks(tasks, jobs=2))
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        dask = predictions(run_tasks(tasks, scheduler=cluster.scheduler_address))
+    assert list(serial) == ["sp500_slice", "msft_slice"]
+    for key, frame in serial.items():
+        assert len(frame) > 100
+        pd.testing.assert_frame_equal(processes[key], frame, check_exact=True)
+        pd.testing.assert_frame_equal(dask[key], frame, check_exact=True)
+
+
+def test_backtest_with_two_jobs_matches_the_serial_backtest(tiny_cfg, two_csvs):
+    sources = [str(p) for p in two_csvs]
+    serial = run_backtest(sources, tiny_cfg, engine="vectorized")
+    parallel = run_backtest(sources, tiny_cfg, engine="vectorized", jobs=2)
+    pd.testing.assert_frame_equal(parallel.predictions, serial.predictions, check_exact=True)
+    assert parallel.summary["strategy"] == serial.summary["strategy"]
+
+
+def test_a_failing_task_is_an_outcome_and_the_others_complete():
+    outcomes = run_tasks([Task(f"k{k}", fails_on_three, (k,)) for k in range(5)], jobs=2)
+    assert [o.key for o in outcomes] == ["k0", "k1", "k2", "k3", "k4"]
+    assert [o.value for o in outcomes if o.ok] == [0, 1, 4, 16]
+    failed = outcomes[3]
+    assert failed.error == "ValueError: three is not allowed"
+    assert isinstance(failed.exception, ValueError)
+
+
+def test_finished_tasks_are_reported_as_they_complete():
+    seen = []
+    run_tasks([Task(f"k{k}", fails_on_three, (k,)) for k in range(4)], on_done=seen.append)
+    assert sorted(o.key for o in seen) == ["k0", "k1", "k2", "k3"]
+
+
+def test_an_active_joblib_backend_is_honoured():
+    tasks = [Task(f"k{k}", thread_name, (k,)) for k in range(4)]
+    assert {o.value for o in run_tasks(tasks)} == {threading.current_thread().name}
+    with joblib.parallel_config(backend="threading", n_jobs=2):
+        assert plan().mode == "joblib"
+        names = {o.value for o in run_tasks(tasks)}
+    assert threading.current_thread().name not in names
+
+
+def test_scheduler_address_comes_from_the_environment_unless_jobs_are_given(monkeypatch):
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", "tcp://127.0.0.1:8786")
+    assert plan().mode == "dask" and plan().address == "tcp://127.0.0.1:8786"
+    assert plan(jobs=3).mode == "processes"
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS")
+    assert plan().serial
+    assert plan(jobs=2, scheduler="local").workers == 2
+
+
+def test_bad_jobs_and_scheduler_combinations_are_user_errors():
+    with pytest.raises(UserError, match="--jobs must be >= 1"):
+        plan(jobs=0)
+    with pytest.raises(UserError, match="set by its workers"):
+        plan(jobs=2, scheduler="tcp://10.0.0.1:8786")
+
+
+def test_scheduler_without_dask_installed_is_a_one_line_error(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    with pytest.raises(UserError, match=r"pip install 'lstmknn\[dask\]'"):
+        run_tasks([Task("k", fails_on_three, (1,))], scheduler="local")
+    grid = tmp_path / "grid.toml"
+    grid.write_text('"regime.alpha_calm" = [0.6]\n')
+    code = main(["sweep", "--grid", str(grid), "--scheduler", "local", "--out",
+                 str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "dask" in err
+
+
+def test_frames_shared_by_many_tasks_are_scattered_once():
+    frame = pd.DataFrame({"a": [1.0, 2.0]})
+    other = frame.copy()
+    tasks = [Task("a", len, (frame,)), Task("b", len, (frame,)), Task("c", len, (), {"x": other})]
+    shared = _large_args(tasks)
+    assert len(shared) == 2 and shared[0] is frame and shared[1] is other
