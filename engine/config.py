@@ -46,7 +46,7 @@ class LSTMConfig:
     val_fraction: float = 0.15
     warm_start: bool = True
     warm_epochs: int = 2
-    mc_passes: int = 0
+    mc_passes: int = 10
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = 1
 

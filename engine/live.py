@@ -19,8 +19,9 @@ from data.errors import DataError
 from data.loader import PriceData
 from engine.cache import FoldCache
 from engine.config import Config
+from engine.folds import bars_needed
 from engine.pipeline import add_targets
-from engine.walk_forward import Progress, run_walk_forward
+from engine.walk_forward import Progress, folds_for, prepare, run_walk_forward
 from reports.periods import infer_periods_per_year
 
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -67,12 +68,46 @@ def data_hash(frame: pd.DataFrame, upto: int) -> str:
     return data_hashes(frame, upto, upto + 1)[0]
 
 
+def _padded(prices: pd.DataFrame, n: int) -> pd.DataFrame:
+    """``prices`` followed by ``n`` copies of its last bar, 1 ns apart."""
+    if n <= 0:
+        return prices
+    pad = pd.DataFrame(np.repeat(prices.iloc[-1:].to_numpy(), n, axis=0), columns=prices.columns,
+                       index=prices.index[-1] + pd.to_timedelta(np.arange(1, n + 1), unit="ns"))
+    return pd.concat([prices, pad.rename_axis(prices.index.name)])
+
+
+def padding(prices: pd.DataFrame, cfg: Config) -> int:
+    """Dummy bars to append so that the last bar's fold is predicted whole, as in a backtest.
+
+    Rows after a bar never change its forecast, but the LSTM's float32 kernels
+    depend on the batch shape (~1e-7 relative): predicting the fold's full
+    ``step`` rows reproduces the backtest bit for bit. The walk-forward also
+    wants ``horizon`` bars after the first decision bar (to score it); padding
+    gives the first decision bars their signal at their own close.
+    DataError when the data is too short for a forecast of the last bar.
+    """
+    wf = cfg.walk_forward
+    n = len(prices)
+    try:
+        prep = prepare(_padded(prices, wf.horizon), cfg)
+    except DataError:
+        prepare(prices, cfg)  # raises with the unpadded numbers
+        raise  # pragma: no cover
+    fold = next(f for f in folds_for(prep, cfg) if f.test_start <= n - 1 < f.test_end)
+    needed = bars_needed(prep.first_sample, wf.train_window, wf.gap, wf.horizon)
+    return max(fold.test_start + wf.step - n, needed - n, 0)
+
+
 def compute_signals(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
                     since: pd.Timestamp | None = None,
                     progress: Progress | None = None) -> pd.DataFrame:
-    """Walk-forward rows (from ``since`` on) with ``target`` and the fold's training span."""
-    wf = run_walk_forward(prices, cfg, cache=cache, since=since, progress=progress)
+    """Walk-forward rows up to the last bar (from ``since`` on), with ``target`` and the
+    fold's training span; the frame is padded first (see :func:`padding`)."""
+    frame = _padded(prices, padding(prices, cfg))
+    wf = run_walk_forward(frame, cfg, cache=cache, since=since, progress=progress)
     pred = wf.predictions
+    pred = pred[pred["date"] <= prices.index[-1]]
     if since is not None:
         pred = pred[pred["date"] >= pd.Timestamp(since)]
     pred = add_targets(pred, cfg, infer_periods_per_year(prices.index))

@@ -271,6 +271,12 @@ def write_outputs(run: BacktestRun, out_dir: Path, cfg: Config, t0: float) -> Pa
     try:
         run.predictions.to_csv(tmp / "predictions.csv", index=False, date_format="%Y-%m-%d")
         run.folds.to_csv(tmp / "folds.csv", index=False, date_format="%Y-%m-%d")
+        scored = run.predictions.dropna(subset=["y_true"])
+        by = ["symbol", "fold"] if scored["symbol"].nunique() > 1 else "fold"
+        fold_errors = per_group_table(scored, run.models, by=by) if by == "fold" else pd.concat(
+            [per_group_table(g, run.models, by="fold").assign(symbol=s)
+             for s, g in scored.groupby("symbol")], ignore_index=True)
+        fold_errors.to_csv(tmp / "fold_errors.csv", index=False)
         run.result.equity.to_csv(tmp / "equity.csv", index=False, date_format="%Y-%m-%d")
         run.result.trades.to_csv(tmp / "trades.csv", index=False, date_format="%Y-%m-%d")
         run.result.positions.to_csv(tmp / "positions.csv", date_format="%Y-%m-%d")

@@ -270,8 +270,9 @@ def run_sweep(sources: Sequence[str], base: Config, grid: Mapping[str, Any] | st
                     "elapsed": round(o.elapsed, 3), "metrics": value.get("metrics", {}),
                     "returns": value.get("returns")})
 
+    resumed = len(meta) - len(tasks)
     run_tasks(tasks, jobs=jobs, scheduler=scheduler, on_done=persist, progress=progress,
-              label="sweep")
+              label=f"sweep ({resumed} resumed)" if resumed else "sweep")
     records = [store.load(k) or {**meta[k], "status": "missing"} for k in meta]
     results = results_table(records, list(values))
     ranked = rank_configurations(results, list(values), rank_by)
@@ -280,7 +281,7 @@ def run_sweep(sources: Sequence[str], base: Config, grid: Mapping[str, Any] | st
     summary.update(
         data=[d.describe() for d in datas], grid=values, base_config=base.to_dict(),
         execution=execution.describe(),
-        tasks={"total": len(meta), "run": len(tasks), "resumed": len(meta) - len(tasks),
+        tasks={"total": len(meta), "run": len(tasks), "resumed": resumed,
                "failed": int((results["status"] != "ok").sum())},
         elapsed_seconds=round(time.perf_counter() - t0, 3))
     write_sweep(out, results, ranked, by_symbol, summary, records)

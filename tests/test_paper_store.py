@@ -10,6 +10,7 @@ import pytest
 
 from engine.cli import main
 from engine.errors import UserError
+from engine.paper.runner import init_account
 from engine.paper.store import (
     APP_ID,
     APP_NAME,
@@ -20,7 +21,6 @@ from engine.paper.store import (
     default_root,
     open_ledger,
 )
-from engine.paper.runner import init_account
 
 
 @pytest.fixture
@@ -134,9 +134,8 @@ def test_a_failed_transaction_rolls_back_completely(ledger_path):
 
 
 def test_the_account_lock_is_exclusive_and_reports_busy(tmp_path):
-    with account_lock(tmp_path):
-        with pytest.raises(UserError, match="busy"), account_lock(tmp_path):
-            pass
+    with account_lock(tmp_path), pytest.raises(UserError, match="busy"), account_lock(tmp_path):
+        pass
     with account_lock(tmp_path):  # released again
         pass
 

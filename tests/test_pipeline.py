@@ -1,5 +1,6 @@
 import numpy as np
 import pandas as pd
+import pytest
 
 from engine.config import with_overrides
 from engine.pipeline import add_targets, execute, run_backtest
@@ -44,3 +45,17 @@ def test_portfolio_of_two_symbols_trades_both_in_one_account(small_cfg, sp500, t
     assert set(run.result.trades["symbol"]) == {"aaa", "bbb"}
     assert run.predictions.groupby("date")["target"].sum().abs().max() <= 1.0 + 1e-12
     assert "forecast_by_symbol" in run.summary
+
+
+def test_hourly_bars_are_annualised_as_hourly_not_daily(small_cfg, sp500, tmp_path):
+
+    hours = pd.date_range("2021-01-04 09:30", periods=4000, freq="h")
+    hours = hours[(hours.day_of_week < 5) & (hours.hour >= 9) & (hours.hour <= 15)][:420]
+    frame = sp500.iloc[:420].copy()
+    frame.index = pd.DatetimeIndex(hours, name="date")
+    path = tmp_path / "hourly.csv"
+    out = frame.rename(columns=str.capitalize).rename_axis("Date").reset_index()
+    out.to_csv(path, index=False)
+    run = run_backtest([str(path)], small_cfg)
+    assert run.summary["periods_per_year"] == pytest.approx(252 * 7, rel=0.1)
+    assert run.summary["strategy"]["periods_per_year"] == run.summary["periods_per_year"]

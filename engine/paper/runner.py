@@ -157,7 +157,7 @@ def step_account(root: str | Path | None, name: str, *, until: str | None = None
 def _step(ledger: Ledger, folder: Path, until: str | None, progress: bool) -> StepResult:
     from engine.cache import FoldCache
     from engine.live import compute_signals, data_hashes, row_hashes
-    from engine.walk_forward import prepare, tqdm_progress
+    from engine.walk_forward import tqdm_progress
 
     acct = ledger.account()
     out = StepResult(account=acct["name"])
@@ -170,16 +170,14 @@ def _step(ledger: Ledger, folder: Path, until: str | None, progress: bool) -> St
     first_new = acct["last_pos"] + 1
     if first_new >= len(frame):
         return out
-    try:
-        prepare(frame, cfg)
-    except DataError as exc:  # too little data for any forecast yet: process nothing
-        out.waiting = str(exc)
-        return out
     t_wf = time.perf_counter()
     bar_progress, close = tqdm_progress(progress, desc=f"{acct['name']} folds")
     try:
         sig = compute_signals(frame, cfg, cache=FoldCache(cache_path(folder, acct)),
                               since=frame.index[first_new], progress=bar_progress)
+    except DataError as exc:  # too little data for any forecast yet: process nothing
+        out.waiting = str(exc)
+        return out
     finally:
         close()
     out.walk_forward_seconds = round(time.perf_counter() - t_wf, 3)
@@ -211,7 +209,7 @@ def _process(ledger: Ledger, acct: dict[str, Any], cfg: Config, bars: _NewBars,
     broker = PaperBroker(ledger, execution_params(cfg))
     by_date = {pd.Timestamp(d): i for i, d in enumerate(bars.signals["date"])}
     start = pd.Timestamp(acct["start_date"]) if acct["start_date"] else None
-    frame, sym = bars.frame, bars.symbol
+    frame = bars.frame
     n = len(frame)
     pos = bars.first
     if not ledger.is_trading():  # history: before the first tradable signal

@@ -1,0 +1,205 @@
+"""``lstmknn paper step|status|signals|report``: bar-by-bar processing of a paper account."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+from engine.cli import main
+from engine.paper.store import LEDGER_FILE
+from tests.conftest import SMALL, write_csv
+
+LEDGER_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
+                 "fills": "id", "equity": "date"}
+
+
+def write_config(path):
+    lines = [f"seed = {SMALL['seed']}"]
+    for section, values in SMALL.items():
+        if section != "seed":
+            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    d = tmp_path_factory.mktemp("paper-shared")
+    return {"cfg": write_config(d / "small.toml"), "cache": d / "cache"}
+
+
+@pytest.fixture
+def paper(tmp_path, shared, capsys):
+    """Run ``lstmknn paper CMD --account NAME --root ROOT ...``; returns (rc, stdout, stderr)."""
+    root = tmp_path / "accounts"
+
+    def run(cmd, name="acct", *args):
+        capsys.readouterr()
+        rc = main(["paper", cmd, "--account", name, "--root", str(root), *args])
+        out, err = capsys.readouterr()
+        return rc, out, err
+
+    def init(csv, name="acct", *args):
+        rc, out, err = run("init", name, "--data", str(csv), "--config", str(shared["cfg"]),
+                           "--cash", "10000", "--cache", str(shared["cache"]), *args)
+        assert rc == 0, err
+        return root / name / LEDGER_FILE
+
+    run.init = init
+    run.root = root
+    return run
+
+
+def dump(path):
+    """Every ledger table (account: its trading state only), for exact comparisons."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
+               for t, o in LEDGER_TABLES.items()}
+        acct = conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone()
+        out["account"] = dict(acct)
+        return out
+    finally:
+        conn.close()
+
+
+def test_a_step_processes_every_bar_and_a_second_step_changes_nothing(paper, small_csv, sp500):
+    path = paper.init(small_csv)
+    rc, out, _ = paper("step")
+    assert rc == 0 and "processed 420 bars" in out
+    first = dump(path)
+    assert first["account"]["last_pos"] == 419 and len(first["bars"]) == 420
+    assert len(first["signals"]) == len(first["equity"]) > 200
+    assert first["equity"][0]["date"] == first["signals"][0]["date"]  # trading starts at the first signal
+    assert "filled" in {o["status"] for o in first["orders"]}
+    assert len(first["fills"]) > 50
+    rc, out, _ = paper("step")
+    assert rc == 0 and "up to date" in out
+    assert dump(path) == first
+
+
+def test_appending_rows_continues_exactly_as_one_uninterrupted_step(paper, tmp_path, sp500):
+    csv = write_csv(sp500.iloc[:300], tmp_path / "grow.csv")
+    grown = paper.init(csv, "grow")
+    assert paper("step", "grow")[0] == 0
+    write_csv(sp500.iloc[:360], csv)
+    assert paper("step", "grow")[0] == 0
+    write_csv(sp500.iloc[:420], csv)
+    assert paper("step", "grow", "--until", "2000-08-15")[0] == 0
+    assert dump(grown)["account"]["last_bar"] == "2000-08-15"
+    assert paper("step", "grow")[0] == 0
+    (tmp_path / "once").mkdir()  # same file name: the symbol is the file's stem
+    once = paper.init(write_csv(sp500.iloc[:420], tmp_path / "once" / "grow.csv"), "once")
+    assert paper("step", "once")[0] == 0
+    a, b = dump(grown), dump(once)
+    for t in LEDGER_TABLES:
+        assert a[t] == b[t], t
+    assert a["account"] == b["account"]
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda f: f.assign(close=f["close"].where(f.index != f.index[200], 1234.5)), "changed since"),
+    (lambda f: f.drop(f.index[150]), "inserted or removed"),
+    (lambda f: f.iloc[:250], "rows were removed"),
+])
+def test_changed_history_is_refused_and_the_ledger_is_left_as_it_was(paper, tmp_path, sp500,
+                                                                    edit, message):
+    csv = write_csv(sp500.iloc[:300], tmp_path / "hist.csv")
+    path = paper.init(csv)
+    assert paper("step")[0] == 0
+    before = dump(path)
+    write_csv(edit(sp500.iloc[:320]), csv)
+    rc, _, err = paper("step")
+    assert rc == 2 and message in err and "refusing to re-price history" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert dump(path) == before
+
+
+def test_rows_after_the_last_processed_bar_may_change_before_they_are_processed(paper, tmp_path,
+                                                                                sp500):
+    csv = write_csv(sp500.iloc[:300], tmp_path / "later.csv")
+    paper.init(csv)
+    assert paper("step", "acct", "--until", "2000-02-01")[0] == 0
+    edited = sp500.iloc[:300].copy()
+    edited.loc[edited.index > "2000-02-01", "volume"] += 1.0
+    write_csv(edited, csv)
+    assert paper("step")[0] == 0
+
+
+def test_too_little_data_waits_and_processes_nothing(paper, tmp_path, sp500):
+    path = paper.init(write_csv(sp500.iloc[:120], tmp_path / "short.csv"))
+    rc, out, _ = paper("step")
+    assert rc == 0 and "waiting for more data" in out and "too little data" in out
+    assert dump(path)["bars"] == []
+
+
+def test_a_start_date_keeps_earlier_bars_as_history(paper, small_csv):
+    path = paper.init(small_csv, "acct", "--start", "2000-03-01")
+    rc, out, _ = paper("step", "acct", "--json")
+    res = json.loads(out)
+    assert rc == 0 and res["processed"] == 420 and res["traded"] == res["signals"]
+    led = dump(path)
+    assert led["equity"][0]["date"] == "2000-03-01" and led["signals"][0]["date"] == "2000-03-01"
+    assert res["history"] == sum(1 for b in led["bars"] if not b["traded"])
+    assert led["equity"][0]["value"] == 10_000 and led["equity"][0]["ret"] == 0.0
+
+
+def test_quiet_step_prints_nothing(paper, small_csv):
+    paper.init(small_csv)
+    assert paper("step", "acct", "--quiet") == (0, "", "")
+
+
+def test_status_shows_positions_cash_equity_last_signal_and_open_orders(paper, small_csv):
+    path = paper.init(small_csv)
+    paper("step")
+    rc, out, _ = paper("status", "acct", "--json")
+    st = json.loads(out)
+    led = dump(path)
+    last = led["bars"][-1]["date"]
+    assert rc == 0 and st["last_bar"] == last == led["equity"][-1]["date"]
+    assert st["cash"] == led["account"]["cash"] and st["equity"] == led["equity"][-1]["value"]
+    assert st["last_signal"]["asof"] == last
+    assert st["last_signal"]["target"] == led["signals"][-1]["target"]
+    held = {p["symbol"]: p["shares"] for p in led["positions"] if p["shares"]}
+    assert {p["symbol"]: p["shares"] for p in st["positions"]} == held
+    pos_value = sum(p["market_value"] for p in st["positions"])
+    assert st["cash"] + pos_value == pytest.approx(st["equity"], rel=1e-12)
+    pending = [o for o in led["orders"] if o["status"] == "pending"]
+    assert len(st["open_orders"]) == len(pending) and all(o["decided"] == last
+                                                         for o in st["open_orders"])
+    rc, text, _ = paper("status")
+    assert rc == 0 and f"last bar {last}" in text and f"last signal {last}" in text
+
+
+def test_exported_signals_are_the_signal_command_records(paper, small_csv, shared, capsys):
+    paper.init(small_csv)
+    paper("step")
+    rc, out, _ = paper("signals", "acct", "--jsonl")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert rc == 0 and len(records) > 200
+    capsys.readouterr()
+    assert main(["signal", "--data", str(small_csv), "--config", str(shared["cfg"]), "--cache",
+                 str(shared["cache"]), "--quiet", "--asof", records[-5]["asof"]]) == 0
+    live = json.loads(capsys.readouterr().out)
+    live.pop("source")
+    paper_hash = records[-5].pop("config_hash")  # the account's config has its own cash
+    assert live.pop("config_hash") != paper_hash == json.loads(paper("status", "acct", "--json")[1])[
+        "config_hash"]
+    assert records[-5] == live
+    rc, text, _ = paper("signals", "acct", "--format", "csv", "--since", records[-3]["asof"])
+    assert rc == 0 and len(text.splitlines()) == 4 and text.startswith("symbol,asof,target")
+
+
+def test_report_writes_the_tearsheet_of_the_account_so_far(paper, small_csv, tmp_path):
+    paper.init(small_csv)
+    rc, _, err = paper("report", "acct", "--fast")
+    assert rc == 2 and "nothing traded yet" in err
+    paper("step")
+    out = tmp_path / "t.html"
+    rc, text, _ = paper("report", "acct", "--fast", "--out", str(out))
+    page = out.read_text()
+    assert rc == 0 and str(out) in text and "lstmknn paper account acct" in page
+    assert "Models" in page and "Trades" in page
