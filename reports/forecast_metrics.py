@@ -116,14 +116,16 @@ def per_group_table(
     columns = [by, "model", *METRIC_COLUMNS]
     if by not in predictions.columns:
         raise KeyError(f"group column {by!r} not in predictions")
-    frames = []
-    for key, part in predictions.groupby(by, sort=True, dropna=True):
-        t = forecast_table(part, models, y=y).reset_index()
-        t.insert(0, by, key)
-        frames.append(t)
-    if not frames:
+    outcome = pd.to_numeric(predictions[y], errors="coerce").to_numpy(dtype=float)
+    names = with_zero(models)
+    values = {m: forecast_values(predictions, m) for m in names}
+    rows = []
+    for key, idx in predictions.groupby(by, sort=True, dropna=True).indices.items():
+        for m in names:
+            rows.append({by: key, "model": m, **score(values[m][idx], outcome[idx])})
+    if not rows:
         return pd.DataFrame(columns=columns)
-    out = pd.concat(frames, ignore_index=True)[columns]
+    out = pd.DataFrame(rows, columns=columns)
     out["n"] = out["n"].astype(int)
     return out
 

@@ -145,28 +145,42 @@ def plot_cumulative_forecast(
 
 
 def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true") -> str:
-    """Grouped bars of MSE per walk-forward fold, one bar per model."""
+    """MSE per walk-forward fold relative to the zero forecast (1.0 = as good as zero).
+
+    Few folds: grouped bars. Many folds: one line per model (and the cumulative
+    ratio, which shows whether any model beats zero over time).
+    """
     if predictions.empty or "fold" not in predictions.columns:
         return no_data("per-fold MSE")
     wide = per_group_table(predictions, models, by="fold", y=y).pivot(
         index="fold", columns="model", values="mse"
     )
-    order = [m for m in dict.fromkeys([*models, "zero"]) if m in wide.columns]
-    wide = wide[order]
-    width = 0.8 / max(len(order), 1)
-    x = np.arange(len(wide))
+    order = [m for m in dict.fromkeys(models) if m in wide.columns and m != "zero"]
+    if "zero" not in wide.columns or not order:
+        return no_data("per-fold MSE")
+    zero = wide["zero"].replace(0.0, np.nan)
+    rel = wide[order].div(zero, axis=0)
+    x = np.arange(len(rel))
 
     def draw(ax):
-        for i, model in enumerate(order):
-            ax.bar(
-                x + (i - (len(order) - 1) / 2) * width, wide[model].to_numpy(), width, label=model
-            )
-        ax.set_xticks(x, [str(k) for k in wide.index])
+        if len(rel) <= 24:
+            width = 0.8 / len(order)
+            for i, model in enumerate(order):
+                ax.bar(x + (i - (len(order) - 1) / 2) * width, rel[model].to_numpy(), width,
+                       label=model)
+            ax.set_xticks(x, [str(k) for k in rel.index])
+        else:
+            cum = wide[order].cumsum().div(wide["zero"].cumsum(), axis=0)
+            for model in order:
+                ax.plot(rel.index, cum[model].to_numpy(), lw=1.2, label=f"{model} (cumulative)")
+            ax.set_ylim(0.8, 1.3)
+        ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xlabel("fold")
-        ax.set_title("MSE per fold")
-        ax.legend(loc="upper left", ncols=min(len(order), 6), fontsize=7)
+        ax.set_ylabel("MSE / zero-forecast MSE")
+        ax.set_title("Forecast error per fold relative to a zero forecast (below 1 beats zero)")
+        ax.legend(loc="upper left", ncols=min(len(order), 4), fontsize=7)
 
-    return _plot(draw, "per-fold MSE by model")
+    return _plot(draw, "per-fold MSE relative to zero forecast")
 
 
 def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | None = None) -> str:

@@ -203,3 +203,24 @@ def test_report_writes_the_tearsheet_of_the_account_so_far(paper, small_csv, tmp
     page = out.read_text()
     assert rc == 0 and str(out) in text and "lstmknn paper account acct" in page
     assert "Models" in page and "Trades" in page
+
+
+def test_status_of_a_fresh_account_shows_its_cash_and_nothing_else(paper, small_csv):
+    paper.init(small_csv)
+    rc, out, _ = paper("status", "acct", "--json")
+    st = json.loads(out)
+    assert rc == 0 and st["equity"] == st["cash"] == 10_000 and st["last_bar"] is None
+    assert st["positions"] == [] and st["open_orders"] == [] and st["last_signal"] is None
+    rc, text, _ = paper("status")
+    assert rc == 0 and "last bar -" in text and "no positions" in text
+
+
+@pytest.mark.parametrize("option", [["--until", "soon"], ["--wait", "x"]])
+def test_bad_step_options_are_one_line_errors(paper, small_csv, option):
+    paper.init(small_csv)
+    if option[0] == "--wait":  # argparse rejects it before the command runs
+        with pytest.raises(SystemExit):
+            paper("step", "acct", *option)
+        return
+    rc, _, err = paper("step", "acct", *option)
+    assert rc == 2 and "not a date" in err and "Traceback" not in err

@@ -117,9 +117,12 @@ def test_a_ledger_of_another_schema_version_is_refused(ledger_path):
         open_ledger(ledger_path)
 
 
-def test_a_missing_account_is_a_one_line_error(root, capsys):
-    assert main(["paper", "status", "--account", "nope", "--root", str(root)]) == 2
-    assert "no paper account" in capsys.readouterr().err
+@pytest.mark.parametrize("cmd", ["status", "step", "report", "signals"])
+def test_a_missing_account_is_a_one_line_error(root, capsys, cmd):
+    assert main(["paper", cmd, "--account", "nope", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert "no paper account" in err and len(err.strip().splitlines()) == 1
+    assert not (root / "nope").exists()
 
 
 def test_a_failed_transaction_rolls_back_completely(ledger_path):

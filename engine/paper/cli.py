@@ -13,8 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("paper", help="paper trading account in a local SQLite ledger")
     cmds = p.add_subparsers(dest="paper_command", required=True)
 
-    def command(name: str, help: str, func) -> argparse.ArgumentParser:
-        c = cmds.add_parser(name, help=help)
+    def command(name: str, text: str, func) -> argparse.ArgumentParser:
+        c = cmds.add_parser(name, help=text)
         c.add_argument("--account", required=True, help="account name")
         c.add_argument("--root", help=ROOT_HELP)
         c.set_defaults(func=func)

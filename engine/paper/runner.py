@@ -37,6 +37,7 @@ from engine.paper.store import (
     account_lock,
     create_ledger,
     open_ledger,
+    require_account,
 )
 
 if TYPE_CHECKING:
@@ -81,10 +82,7 @@ def init_account(root: str | Path | None, name: str, data: str, config: str | No
         cfg = with_overrides(cfg, {"execution.cash": float(cash)})
     prices = load_prices(data)
     if start is not None:
-        try:
-            start = _fmt(pd.Timestamp(start))
-        except (ValueError, TypeError):
-            raise UserError(f"--start {start!r}: not a date") from None
+        start = _parse_date(start, "--start")
     folder.mkdir(parents=True, exist_ok=True)
     with account_lock(folder):
         account = {
@@ -98,6 +96,13 @@ def init_account(root: str | Path | None, name: str, data: str, config: str | No
         }
         create_ledger(folder / LEDGER_FILE, account).close()
     return account
+
+
+def _parse_date(text: str, option: str) -> str:
+    try:
+        return _fmt(pd.Timestamp(text))
+    except (ValueError, TypeError):
+        raise UserError(f"{option} {text!r}: not a date") from None
 
 
 def _fmt(ts: pd.Timestamp) -> str:
@@ -143,6 +148,9 @@ def step_account(root: str | Path | None, name: str, *, until: str | None = None
                  wait: float = 0.0, progress: bool = False) -> StepResult:
     """Process every new bar of the account's data source (see the module doc)."""
     folder = account_dir(root, name)
+    if until is not None:
+        until = _parse_date(until, "--until")
+    require_account(folder)
     t0 = time.perf_counter()
     with account_lock(folder, wait):
         ledger = open_ledger(folder / LEDGER_FILE)

@@ -1,0 +1,154 @@
+"""``kill -9`` of ``paper step`` at random moments loses nothing; one account, one stepper."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.cli import main
+from engine.paper.runner import PAUSE_ENV
+from engine.paper.store import LEDGER_FILE
+from tests.conftest import SMALL, write_csv
+
+KILLS = 16
+TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id", "fills": "id",
+          "equity": "date"}
+
+
+def write_config(path):
+    lines = [f"seed = {SMALL['seed']}"]
+    for section, values in SMALL.items():
+        if section != "seed":
+            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def accounts(tmp_path, sp500):
+    """Two accounts on the same ~420-row CSV and config, each with its own fold cache."""
+    csv = write_csv(sp500.iloc[:420], tmp_path / "spx.csv")
+    cfg = write_config(tmp_path / "small.toml")
+    root = tmp_path / "accounts"
+    for name in ("ref", "crash"):
+        assert main(["paper", "init", "--root", str(root), "--account", name, "--data", str(csv),
+                     "--config", str(cfg)]) == 0
+    return root
+
+
+def spawn(root, name, pause):
+    env = {**os.environ, PAUSE_ENV: str(pause)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "paper", "step", "--root", str(root), "--account",
+         name, "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def last_pos(path):
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        return conn.execute("SELECT last_pos FROM account").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def dump(path):
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
+               for t, o in TABLES.items()}
+        out["account"] = dict(conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone())
+        out["integrity"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return out
+    finally:
+        conn.close()
+
+
+def assert_consistent(led):
+    """Invariants of a committed ledger: every traded bar has its equity row, orders are
+    pending only for the last bar, every fill belongs to an order executed that bar."""
+    traded = [b["date"] for b in led["bars"] if b["traded"]]
+    assert [e["date"] for e in led["equity"]] == traded
+    assert led["account"]["last_pos"] == len(led["bars"]) - 1
+    last = led["account"]["last_bar"]
+    assert all(o["decided"] == last for o in led["orders"] if o["status"] == "pending")
+    executed = {o["id"]: o["executed_on"] for o in led["orders"]}
+    assert all(executed[f["order_id"]] == f["date"] for f in led["fills"])
+    assert led["integrity"] == "ok"
+
+
+def kill_when(proc, moment, path, before):
+    """SIGKILL ``proc`` at ``moment`` (seconds after start) or, when None, just after it has
+    committed a new bar; True when it was still running."""
+    t0 = time.monotonic()
+    if moment is None:
+        while proc.poll() is None and time.monotonic() - t0 < 20 and last_pos(path) == before:
+            time.sleep(0.01)
+        time.sleep(random.uniform(0.0, 0.12))
+    else:
+        time.sleep(moment)
+    if proc.poll() is not None:
+        return False
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    return True
+
+
+def test_kill_9_at_random_moments_then_stepping_again_gives_the_uninterrupted_ledger(accounts):
+    t0 = time.monotonic()
+    assert main(["paper", "step", "--root", str(accounts), "--account", "ref", "--quiet"]) == 0
+    reference = dump(accounts / "ref" / LEDGER_FILE)
+    path = accounts / "crash" / LEDGER_FILE
+    random.seed(20240601)
+    kills = mid_run = 0
+    while kills < KILLS and time.monotonic() - t0 < 80:
+        before = last_pos(path)
+        proc = spawn(accounts, "crash", pause=0.02)
+        # odd kills: a random moment (start-up, training, fold cache writes, bars);
+        # even kills: a random moment right after bars start being committed
+        moment = random.uniform(0.2, 2.6) if kills % 2 else None
+        if not kill_when(proc, moment, path, before):
+            err = proc.stderr.read().decode()
+            assert proc.returncode == 0, err
+            break
+        kills += 1
+        mid_run += last_pos(path) != before
+        assert_consistent(dump(path))
+    assert kills >= 15, f"only {kills} kills before the account was done"
+    assert main(["paper", "step", "--root", str(accounts), "--account", "crash", "--quiet"]) == 0
+    survived = dump(path)
+    for table in (*TABLES, "account", "integrity"):
+        assert survived[table] == reference[table], table
+    assert mid_run >= 5
+    print(f"survived {kills} kill -9 ({mid_run} after bars were being committed) "
+          f"in {time.monotonic() - t0:.0f}s")
+
+
+def test_a_second_step_on_a_busy_account_is_refused_until_the_first_is_gone(accounts, capsys):
+    path = accounts / "crash" / LEDGER_FILE
+    proc = spawn(accounts, "crash", pause=0.05)
+    try:
+        while proc.poll() is None and last_pos(path) < 0:
+            time.sleep(0.02)
+        assert proc.poll() is None
+        capsys.readouterr()
+        args = ["paper", "step", "--root", str(accounts), "--account", "crash", "--quiet"]
+        assert main([*args, "--wait", "0.3"]) == 2
+        err = capsys.readouterr().err
+        assert "account crash is busy" in err and len(err.strip().splitlines()) == 1
+        os.kill(proc.pid, signal.SIGKILL)  # the kernel drops the dead holder's lock
+        proc.wait()
+        assert main([*args, "--wait", "5"]) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert_consistent(dump(path))
