@@ -117,6 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"lstmknn: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # unwritable output folder, full disk, ...
+        print(f"lstmknn: error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("lstmknn: interrupted", file=sys.stderr)
         return 130

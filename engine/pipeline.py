@@ -235,6 +235,8 @@ def run_backtest(sources: Sequence[str], cfg: Config, out_dir: str | Path | None
     ``jobs``/``scheduler``: run the symbols' walk-forwards in local processes or on Dask.
     """
     t0 = time.perf_counter()
+    if out_dir is not None and Path(out_dir).exists() and not Path(out_dir).is_dir():
+        raise UserError(f"--out {out_dir}: exists and is not a folder")
     datas = load_sources(sources)
     cache = FoldCache(cache_dir) if cache_dir else None
     predictions, folds, models = walk_forward_all(datas, cfg, cache=cache, quiet=quiet,
