@@ -82,7 +82,7 @@ class SignalConfig:
     target_vol: float = 0.15
     max_leverage: float = 1.0
     long_only: bool = False
-    min_change: float = 0.0
+    min_change: float = 0.05
     allocation: Literal["equal", "strength"] = "equal"
 
 

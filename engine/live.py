@@ -2,8 +2,9 @@
 
 Walk-forward predictions for a bar never change when later bars are added, so
 running the walk-forward on the data cut at bar ``T`` (with ``since=T`` and
-the fold cache) yields exactly the backtest's ``predictions.csv`` row of ``T``.
-Used by ``lstmknn signal`` and by paper trading.
+the fold cache; padded as in :func:`padding`) yields the backtest's
+``predictions.csv`` row of ``T``, bit for bit. Used by ``lstmknn signal`` and
+by paper trading.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from engine.config import Config
 from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
 from engine.models.knn import KNNRegressor
-from engine.models.lstm import LSTMRegressor, resolve_device
+from engine.models.lstm import MODEL_VERSION, LSTMRegressor, resolve_device
 from engine.regime import classify, fit_threshold
 from engine.seeding import derive_seed
 
@@ -129,13 +129,17 @@ def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict
     train = np.arange(fold.train_start, fold.train_end)
     test = np.arange(fold.test_start, fold.test_end)
     y = prep.labels[train]
+    # A cut-short last fold is padded to a whole step (repeating its last bar) so the
+    # LSTM always sees the same batch shape: float32 kernels round differently for
+    # other shapes, and a bar's forecast must not depend on how many bars follow it.
+    padded = np.concatenate([test, np.full(cfg.walk_forward.step - len(test), test[-1])])
     lstm_preds, lstm_confs = [], []
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "lstm", lb, fold.index)
         model = lstm_estimator(cfg, seed).set_state(states[lb])
-        pred, conf = model.predict_with_confidence(_window(prep, lb, test))
-        lstm_preds.append(pred)
-        lstm_confs.append(conf)
+        pred, conf = model.predict_with_confidence(_window(prep, lb, padded))
+        lstm_preds.append(pred[: len(test)])
+        lstm_confs.append(conf[: len(test)])
     c = cfg.knn
     knn = KNNRegressor(n_neighbors=c.n_neighbors, validation_fraction=c.validation_fraction)
     knn.fit(prep.features[train], y)
@@ -164,7 +168,7 @@ def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
     for volatile in ("device", "threads", "mc_passes"):
         model_cfg["lstm"].pop(volatile)
     digest = hashlib.sha256(prep.raw[: fold.test_start + 1].tobytes()).hexdigest()
-    return fold_key({"v": 2, "cfg": model_cfg, "seed": cfg.seed, "first": prep.first_sample,
+    return fold_key({"v": MODEL_VERSION, "torch": torch.__version__, "cfg": model_cfg, "seed": cfg.seed, "first": prep.first_sample,
                      "fold": fold.__dict__, "data": digest})
 
 

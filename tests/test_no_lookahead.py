@@ -32,8 +32,8 @@ def test_truncating_or_altering_data_after_t_changes_no_prediction_up_to_t(small
     assert len(expected) > 50
     if method in ("regime_learned", "stacking"):
         assert (full["fusion_used"] == method).any(), "learned fusion never kicked in"
-    pd.testing.assert_frame_equal(_upto(truncated, cut), expected)
-    pd.testing.assert_frame_equal(_upto(altered, cut), expected)
+    pd.testing.assert_frame_equal(_upto(truncated, cut), expected, check_exact=True)
+    pd.testing.assert_frame_equal(_upto(altered, cut), expected, check_exact=True)
     # and the alteration is visible after T, so the test could fail
     later = full["date"] > cut
     assert not np.allclose(full.loc[later, "knn"], altered.loc[later.to_numpy(), "knn"])
@@ -46,5 +46,5 @@ def test_label_of_the_decision_bar_is_not_used_for_training(small_cfg, small_pri
     changed.iloc[-1, changed.columns.get_loc("close")] *= 1.5
     changed.iloc[-1, changed.columns.get_loc("high")] *= 1.5
     again = run_walk_forward(changed, small_cfg).predictions
-    pd.testing.assert_frame_equal(again.iloc[:-1][COLUMNS], full.iloc[:-1][COLUMNS])
+    pd.testing.assert_frame_equal(again.iloc[:-1][COLUMNS], full.iloc[:-1][COLUMNS], check_exact=True)
     assert np.isnan(full["y_true"].iloc[-1])

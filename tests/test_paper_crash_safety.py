@@ -85,16 +85,16 @@ def assert_consistent(led):
     assert led["integrity"] == "ok"
 
 
-def kill_when(proc, moment, path, before):
-    """SIGKILL ``proc`` at ``moment`` (seconds after start) or, when None, just after it has
-    committed a new bar; True when it was still running."""
+def wait_for_commit(proc, path, before, limit=20.0):
+    """Seconds until ``proc`` commits a bar past ``before`` (or exits)."""
     t0 = time.monotonic()
-    if moment is None:
-        while proc.poll() is None and time.monotonic() - t0 < 20 and last_pos(path) == before:
-            time.sleep(0.01)
-        time.sleep(random.uniform(0.0, 0.12))
-    else:
-        time.sleep(moment)
+    while proc.poll() is None and time.monotonic() - t0 < limit and last_pos(path) == before:
+        time.sleep(0.01)
+    return time.monotonic() - t0
+
+
+def kill(proc):
+    """SIGKILL ``proc``; False when it had already finished."""
     if proc.poll() is not None:
         return False
     os.kill(proc.pid, signal.SIGKILL)
@@ -107,17 +107,19 @@ def test_kill_9_at_random_moments_then_stepping_again_gives_the_uninterrupted_le
     assert main(["paper", "step", "--root", str(accounts), "--account", "ref", "--quiet"]) == 0
     reference = dump(accounts / "ref" / LEDGER_FILE)
     path = accounts / "crash" / LEDGER_FILE
-    random.seed(20240601)
+    rng = random.Random(20240601)
     kills = mid_run = 0
+    startup = 2.0  # seconds from spawn to the first commit, measured below
     while kills < KILLS and time.monotonic() - t0 < 80:
         before = last_pos(path)
         proc = spawn(accounts, "crash", pause=0.02)
-        # odd kills: a random moment (start-up, training, fold cache writes, bars);
-        # even kills: a random moment right after bars start being committed
-        moment = random.uniform(0.2, 2.6) if kills % 2 else None
-        if not kill_when(proc, moment, path, before):
-            err = proc.stderr.read().decode()
-            assert proc.returncode == 0, err
+        if kills % 2:  # a random moment: start-up, training, fold cache writes or bars
+            time.sleep(rng.uniform(0.1, 1.15 * startup))
+        else:  # a random moment just after bars start being committed
+            startup = wait_for_commit(proc, path, before)
+            time.sleep(rng.uniform(0.0, 0.12))
+        if not kill(proc):
+            assert proc.returncode == 0, proc.stderr.read().decode()
             break
         kills += 1
         mid_run += last_pos(path) != before
@@ -136,8 +138,7 @@ def test_a_second_step_on_a_busy_account_is_refused_until_the_first_is_gone(acco
     path = accounts / "crash" / LEDGER_FILE
     proc = spawn(accounts, "crash", pause=0.05)
     try:
-        while proc.poll() is None and last_pos(path) < 0:
-            time.sleep(0.02)
+        wait_for_commit(proc, path, -1)
         assert proc.poll() is None
         capsys.readouterr()
         args = ["paper", "step", "--root", str(accounts), "--account", "crash", "--quiet"]

@@ -205,8 +205,19 @@ class _NewBars:
     symbol: str
     config_hash: str
 
+    def __post_init__(self) -> None:
+        self.by_date = {pd.Timestamp(d): i for i, d in enumerate(self.signals["date"])}
+
     def date(self, pos: int) -> str:
         return _fmt(self.frame.index[pos])
+
+    def history_end(self, start: pd.Timestamp | None) -> int:
+        """First new bar with a signal on or after ``start`` (bars before it are history)."""
+        pos, idx = self.first, self.frame.index
+        while pos < len(idx) and (idx[pos] not in self.by_date
+                                  or (start is not None and idx[pos] < start)):
+            pos += 1
+        return pos
 
 
 def _process(ledger: Ledger, acct: dict[str, Any], cfg: Config, bars: _NewBars,
@@ -215,14 +226,11 @@ def _process(ledger: Ledger, acct: dict[str, Any], cfg: Config, bars: _NewBars,
     from engine.pipeline import execution_params
 
     broker = PaperBroker(ledger, execution_params(cfg))
-    by_date = {pd.Timestamp(d): i for i, d in enumerate(bars.signals["date"])}
     start = pd.Timestamp(acct["start_date"]) if acct["start_date"] else None
-    frame = bars.frame
-    n = len(frame)
+    n = len(bars.frame)
     pos = bars.first
     if not ledger.is_trading():  # history: before the first tradable signal
-        while pos < n and (frame.index[pos] not in by_date or (start is not None and frame.index[pos] < start)):
-            pos += 1
+        pos = bars.history_end(start)
         if pos > bars.first:
             with ledger.transaction() as db:
                 _mark_bars(db, bars, range(bars.first, pos), traded=False)
@@ -242,8 +250,7 @@ def _trade_bars(ledger: Ledger, broker: PaperBroker, bars: _NewBars, pos: int, o
     """One transaction per bar: fill at the open, mark at the close, signal and queue orders."""
     from engine.live import signal_record
 
-    frame, sym = bars.frame, bars.symbol
-    by_date = {pd.Timestamp(d): i for i, d in enumerate(bars.signals["date"])}
+    frame, sym, by_date = bars.frame, bars.symbol, bars.by_date
     pause = float(os.environ.get(PAUSE_ENV) or 0.0)
     prev = ledger.last_equity()
     value = prev["value"] if prev else None
