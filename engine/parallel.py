@@ -182,9 +182,10 @@ def local_cluster(workers: int = 2) -> Iterator[Any]:
     saved = dict(os.environ)
     try:
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1,
-                                               processes=True, host="127.0.0.1",
-                                               dashboard_address=None)
+            cluster = distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None,  # its bare HTTP endpoint: any free loopback port
+                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     finally:
         _restore_environ(saved)
     try:

@@ -23,7 +23,7 @@ def test_train_never_overlaps_test_and_labels_are_known_at_decision(mode, gap, h
 def test_test_windows_tile_the_out_of_sample_span_without_gaps():
     folds = make_folds(700, 30, 200, 21)
     assert folds[0].test_start == 230
-    for a, b in zip(folds, folds[1:]):
+    for a, b in zip(folds, folds[1:], strict=False):
         assert a.test_end == b.test_start
     assert folds[-1].test_end == 700
 
@@ -31,7 +31,7 @@ def test_test_windows_tile_the_out_of_sample_span_without_gaps():
 def test_boundaries_do_not_depend_on_how_much_data_follows():
     short = make_folds(500, 30, 200, 21)
     long = make_folds(900, 30, 200, 21)
-    for a, b in zip(short[:-1], long):
+    for a, b in zip(short[:-1], long, strict=False):
         assert a == b
     last = short[-1]
     assert (last.train_start, last.train_end, last.test_start) == (

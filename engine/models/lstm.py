@@ -11,7 +11,6 @@ from torch import nn
 
 from engine.models.base import as_float32, check_is_fitted
 
-
 # Bump when training or prediction code changes numerics: cached fold models are keyed by it.
 MODEL_VERSION = "lstm-2"
 
