@@ -7,11 +7,14 @@ Every mode runs the same calls through :class:`joblib.Parallel`:
   activated with ``joblib.parallel_config(...)`` around the Python API;
 * ``jobs=N``: N local worker processes (loky);
 * ``scheduler=ADDR`` (or ``$DASK_SCHEDULER_ADDRESS`` when ``jobs`` is 1): an
-  existing Dask cluster through joblib's ``dask`` backend; ``scheduler="local"``
+  existing Dask cluster through joblib's ``dask`` backend (``distributed`` is
+  imported only then); ``scheduler="local"``
   starts a ``LocalCluster`` on 127.0.0.1 for the call and closes it afterwards.
 
 Large top-level arguments (frames, arrays) are scattered to every Dask worker
-once; loky memory-maps arrays over 1 MB itself. A task's exception is caught in
+once; loky memory-maps arrays over 1 MB itself. Workers set their own torch
+threads (cores // workers locally, 1 on Dask; a non-zero ``lstm.threads`` wins)
+and run nested joblib calls sequentially, so N workers do not oversubscribe. A task's exception is caught in
 the worker and returned as a failed :class:`Outcome`, so one failure never stops
 the others. Seeds come from task inputs, never from the worker, so every mode
 gives the same answer.
@@ -130,7 +133,7 @@ def _call(key: str, threads: int | None, fn: Callable[..., Any], /, *args: Any,
         with joblib.parallel_config(backend="sequential"):  # no nested fan-out inside a task
             value = fn(*args, **kwargs)
         return Outcome(key, value=value, elapsed=time.perf_counter() - t0)
-    except Exception as exc:  # noqa: BLE001 - recorded, the other tasks go on
+    except Exception as exc:  # recorded; the other tasks go on
         return Outcome(key, error=f"{type(exc).__name__}: {exc}", exception=_portable(exc),
                        elapsed=time.perf_counter() - t0)
     finally:
@@ -145,7 +148,7 @@ def _portable(exc: Exception) -> BaseException:
     try:
         pickle.loads(pickle.dumps(exc))
         return exc
-    except Exception:  # noqa: BLE001
+    except Exception:
         return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
@@ -218,6 +221,22 @@ def dask_client(address: str, workers: int = 2) -> Iterator[Any]:
         yield client
 
 
+def _remote_dask_backend() -> type:
+    """joblib's ``dask`` backend, except that it always submits to the cluster.
+
+    joblib runs a call in the client process when the cluster has a single
+    thread (effective ``n_jobs`` of 1); a one-worker (e.g. one-GPU) cluster
+    must still do the work.
+    """
+    from joblib._dask import DaskDistributedBackend
+
+    class RemoteDaskBackend(DaskDistributedBackend):
+        def effective_n_jobs(self, n_jobs: int) -> int:
+            return max(2, super().effective_n_jobs(n_jobs))
+
+    return RemoteDaskBackend
+
+
 @contextmanager
 def _backend(p: Plan, shared: list[Any]) -> Iterator[joblib.Parallel]:
     """A configured ``joblib.Parallel`` for plan ``p`` (cluster set up and torn down)."""
@@ -226,7 +245,7 @@ def _backend(p: Plan, shared: list[Any]) -> Iterator[joblib.Parallel]:
         yield joblib.Parallel(n_jobs=p.workers, backend="loky", **common)
     elif p.mode == "dask":
         with dask_client(p.address or LOCAL, p.workers) as client, joblib.parallel_config(
-                backend="dask", client=client, scatter=shared or None):
+                backend=_remote_dask_backend()(client=client, scatter=shared or None)):
             yield joblib.Parallel(**common)
     else:  # serial, or whatever backend the caller configured with joblib.parallel_config
         try:

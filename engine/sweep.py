@@ -21,16 +21,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from data.loader import PriceData
-from engine.cache import FoldCache
 from engine.config import Config, ConfigError, load_config, with_overrides
 from engine.parallel import Outcome, Task, plan, run_tasks
-from engine.walk_forward import WalkForwardResult, run_walk_forward
+
+if TYPE_CHECKING:  # torch and the models load only when a task runs
+    from data.loader import PriceData
+    from engine.cache import FoldCache
+    from engine.walk_forward import WalkForwardResult
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -47,6 +49,9 @@ RANKINGS = {"sharpe": ("sharpe", False), "fused_mse": ("fused_mse_rel_zero", Tru
 
 def walk_forward_task(frame: pd.DataFrame, cfg: Config, cache_root: str | None) -> WalkForwardResult:
     """One symbol's walk-forward (a pure task: frame and config in, predictions out)."""
+    from engine.cache import FoldCache
+    from engine.walk_forward import run_walk_forward
+
     return run_walk_forward(frame, cfg, cache=FoldCache(cache_root) if cache_root else None)
 
 

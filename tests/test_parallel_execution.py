@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
@@ -14,7 +15,7 @@ from data.loader import load_prices
 from engine.cli import main
 from engine.config import Config, from_dict
 from engine.errors import UserError
-from engine.parallel import Task, _large_args, plan, run_tasks
+from engine.parallel import Task, _large_args, local_cluster, plan, run_tasks
 from engine.pipeline import run_backtest
 from engine.sweep import walk_forward_task
 from tests.conftest import write_csv
@@ -64,13 +65,18 @@ def thread_name(_: int) -> str:
 
 def test_seeded_predictions_are_identical_serially_in_processes_and_on_a_dask_cluster(
         tiny_cfg, two_csvs):
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     tasks = walk_forward_tasks(two_csvs, tiny_cfg)
     serial = predictions(run_tasks(tasks))
     processes = predictions(run_tasks(tasks, jobs=2))
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+    environ = dict(os.environ)
+    with local_cluster(workers=2) as cluster:  # 2 workers x 1 thread, 127.0.0.1, no dashboard
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        workers = cluster.scheduler_info["workers"]
+        assert len(workers) == 2 and all(w["nthreads"] == 1 for w in workers.values())
         dask = predictions(run_tasks(tasks, scheduler=cluster.scheduler_address))
+    assert cluster.status.name == "closed"
+    assert dict(os.environ) == environ  # the nanny's OMP_NUM_THREADS etc. do not leak
     assert list(serial) == ["sp500_slice", "msft_slice"]
     for key, frame in serial.items():
         assert len(frame) > 100
