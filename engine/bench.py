@@ -73,6 +73,9 @@ def bench_recipe(prices: pd.DataFrame, cfg: Config, default_pred: pd.DataFrame,
     folds = folds_for(prep, rcfg)
     picks = np.unique(np.linspace(0, len(folds) - 2, n_folds).round().astype(int))
     rows, t_fit = [], 0.0
+    import torch
+
+    torch.set_num_threads(cfg.lstm.threads or torch.get_num_threads())  # same as the walk-forward
     for k in picks:
         t0 = time.perf_counter()
         states = fit_fold(prep, folds[k], rcfg)

@@ -45,7 +45,7 @@ class LSTMConfig:
     patience: int = 5
     val_fraction: float = 0.15
     warm_start: bool = True
-    warm_epochs: int = 2
+    warm_epochs: int = 1
     mc_passes: int = 10
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = 1

@@ -40,7 +40,7 @@ def test_confidence_falls_when_neighbours_disagree():
     X = np.array([[0.0], [0.01], [0.02], [10.0], [10.01], [10.02], [5.0], [20.0]])
     y = np.array([0.01, 0.01, 0.01, 0.05, -0.05, 0.04, 0.0, 0.0])
     m = KNNRegressor(n_neighbors=3).fit(X, y)
-    _, conf = m.predict_with_confidence(np.array([[0.01], [10.01]]))
+    _, conf = m.predict_with_confidence(np.array([[0.015], [10.015]]))
     assert conf[0] > conf[1]
 
 
@@ -51,3 +51,13 @@ def test_confidence_falls_when_neighbours_are_far():
     m = KNNRegressor(n_neighbors=5).fit(X, y)
     _, conf = m.predict_with_confidence(np.array([[0.0, 0.0], [8.0, 8.0]]))
     assert conf[0] > conf[1]
+
+
+def test_prediction_with_confidence_matches_scikit_learn_predict_including_exact_matches():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(120, 3))
+    y = rng.normal(size=120)
+    m = KNNRegressor(n_neighbors=7).fit(X, y)
+    Q = np.vstack([rng.normal(size=(20, 3)), X[:3]])  # the last rows sit exactly on training points
+    pred, _ = m.predict_with_confidence(Q)
+    np.testing.assert_allclose(pred, m.predict(Q), rtol=1e-12)

@@ -73,9 +73,16 @@ class KNNRegressor:
         Z = self.scaler_.transform(np.asarray(X, dtype=np.float64))
         dist, idx = self.knn_.kneighbors(Z)
         outcomes = self.y_train_[idx]  # [n, k]
-        w = 1.0 / np.maximum(dist, 1e-12)
+        if self.weights == "distance":  # as scikit-learn: exact matches share all the weight
+            with np.errstate(divide="ignore"):
+                w = 1.0 / dist
+            exact = ~np.isfinite(w)
+            rows = exact.any(axis=1)
+            w[rows] = exact[rows].astype(float)
+        else:
+            w = np.ones_like(dist)
         w /= w.sum(axis=1, keepdims=True)
         mean = (w * outcomes).sum(axis=1)
         spread = np.sqrt((w * (outcomes - mean[:, None]) ** 2).sum(axis=1))
         conf = -np.log(spread + 1e-12) - np.log(dist.mean(axis=1) + 1e-12)
-        return self.knn_.predict(Z), conf
+        return mean, conf

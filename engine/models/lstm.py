@@ -12,7 +12,7 @@ from torch import nn
 from engine.models.base import as_float32, check_is_fitted
 
 # Bump when training or prediction code changes numerics: cached fold models are keyed by it.
-MODEL_VERSION = "lstm-2"
+MODEL_VERSION = "lstm-3"
 
 
 class LSTMNet(nn.Module):
@@ -30,12 +30,14 @@ class LSTMNet(nn.Module):
         else:
             self.head = nn.Linear(hidden_size, 1)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        # x: [batch, lookback, features]; mask: [hidden] fixed dropout mask (MC passes) or None
+    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        # x: [batch, lookback, features]; masks: [passes, hidden] Monte-Carlo dropout masks
         out, _ = self.lstm(x)  # [batch, lookback, hidden]
         last = out[:, -1, :]  # [batch, hidden]
-        last = self.drop(last) if mask is None else last * mask
-        return self.head(last).squeeze(-1)  # [batch]
+        if masks is None:
+            return self.head(self.drop(last)).squeeze(-1)  # [batch]
+        thinned = last.unsqueeze(0) * masks.unsqueeze(1)  # [passes, batch, hidden]
+        return self.head(thinned).squeeze(-1)  # [passes, batch]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -59,7 +61,7 @@ class LSTMRegressor:
     """
 
     def __init__(self, *, hidden_size: int = 32, num_layers: int = 1, head_size: int = 16,
-                 dropout: float = 0.1, epochs: int = 40, warm_epochs: int = 2,
+                 dropout: float = 0.1, epochs: int = 40, warm_epochs: int = 1,
                  batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 1e-2,
                  patience: int = 5, val_fraction: float = 0.15, mc_passes: int = 0,
                  random_state: int = 0, device: str = "cpu") -> None:
@@ -183,12 +185,12 @@ class LSTMRegressor:
         self.n_features_in_ = n_feat
         return self
 
-    def _forward(self, X: np.ndarray, mask: torch.Tensor | None = None) -> np.ndarray:
+    def _forward(self, X: np.ndarray, masks: torch.Tensor | None = None) -> np.ndarray:
         device = next(self.module_.parameters()).device
         Xs = torch.from_numpy(as_float32((as_float32(X) - self.x_mean_) / self.x_std_)).to(device)
         self.module_.eval()
         with torch.no_grad():
-            m = None if mask is None else mask.to(device)
+            m = None if masks is None else masks.to(device)
             out = self.module_(Xs, m).cpu().numpy().astype(np.float64)
         return out * self.y_std_ + self.y_mean_
 
@@ -209,8 +211,6 @@ class LSTMRegressor:
             return pred, np.full(len(pred), np.nan)
         gen = torch.Generator().manual_seed(self.random_state + 1)
         keep = 1.0 - self.dropout
-        passes = np.stack([
-            self._forward(X, torch.bernoulli(torch.full((self.hidden_size,), keep), generator=gen) / keep)
-            for _ in range(self.mc_passes)
-        ])
+        masks = torch.bernoulli(torch.full((self.mc_passes, self.hidden_size), keep), generator=gen)
+        passes = self._forward(X, masks / keep)  # [passes, n]
         return pred, -np.log(passes.std(axis=0) + 1e-12)
