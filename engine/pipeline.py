@@ -147,10 +147,12 @@ def score(predictions: pd.DataFrame, models: list[str], result: BacktestResult,
     dm = dm_table(scored, target_model="fused", against=[m for m in models if m != "fused"] + ["zero"],
                   h=cfg.walk_forward.horizon)
     by_regime = per_group_table(scored, models, by="regime")
+    by_fold = per_group_table(scored, models, by="fold") if scored["symbol"].nunique() == 1 else None
     status_counts = result.trades["status"].value_counts().to_dict() if len(result.trades) else {}
     out: dict[str, Any] = {
         "forecast": forecast_summary(scored, models),
         "forecast_by_regime": _records(by_regime),
+        "forecast_by_fold": _records(by_fold) if by_fold is not None else "see fold_errors.csv",
         "diebold_mariano": {str(k): _clean(v) for k, v in dm.to_dict(orient="index").items()},
         "strategy": _clean(strat),
         "benchmark": _clean(strategy_metrics(benchmark, periods_per_year)),

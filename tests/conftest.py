@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -45,3 +47,16 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
 @pytest.fixture
 def small_csv(small_prices: pd.DataFrame, tmp_path: Path) -> Path:
     return write_csv(small_prices, tmp_path / "small.csv")
+
+
+def write_config(path: Path, extra: dict | None = None) -> Path:
+    """Write the small config (plus ``extra`` sections merged in) as a TOML file."""
+    raw = copy.deepcopy(SMALL)
+    for section, values in (extra or {}).items():
+        raw.setdefault(section, {}).update(values)
+    lines = [f"seed = {raw['seed']}"]
+    for section, values in raw.items():
+        if section != "seed":
+            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -8,19 +8,7 @@ import pandas as pd
 import pytest
 
 from engine.cli import main
-from tests.conftest import SMALL
-
-
-def write_config(path, extra=""):
-    lines = [f"seed = {SMALL['seed']}"]
-    for section, values in SMALL.items():
-        if section == "seed":
-            continue
-        lines.append(f"[{section}]")
-        for k, v in values.items():
-            lines.append(f"{k} = {json.dumps(v)}")
-    path.write_text("\n".join(lines) + "\n" + extra)
-    return path
+from tests.conftest import write_config
 
 
 @pytest.fixture

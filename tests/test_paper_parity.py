@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,23 +11,13 @@ from engine.cli import main
 from engine.config import load_config
 from engine.paper.runner import ledger_frames, open_account
 from engine.pipeline import execute, run_backtest
-from tests.conftest import SMALL, write_csv
+from tests.conftest import write_config, write_csv
 
 VALUE_RTOL = 1e-9  # relative equity / fill tolerance against either engine
 COSTLY = {"execution": {"commission": 0.001, "commission_fixed": 1.0, "slippage": 0.001},
           "signal": {"sizing": "proportional", "scale": 0.004, "min_change": 0.05}}
 
 
-def write_config(path, extra=None):
-    raw = copy.deepcopy(SMALL)
-    for section, values in (extra or {}).items():
-        raw.setdefault(section, {}).update(values)
-    lines = [f"seed = {raw['seed']}"]
-    for section, values in raw.items():
-        if section != "seed":
-            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,19 +9,12 @@ import pytest
 
 from engine.cli import main
 from engine.paper.store import LEDGER_FILE
-from tests.conftest import SMALL, write_csv
+from tests.conftest import write_config, write_csv
 
 LEDGER_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
                  "fills": "id", "equity": "date"}
 
 
-def write_config(path):
-    lines = [f"seed = {SMALL['seed']}"]
-    for section, values in SMALL.items():
-        if section != "seed":
-            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")

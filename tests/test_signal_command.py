@@ -12,19 +12,12 @@ import pytest
 from engine.cli import main
 from engine.config import load_config
 from engine.live import data_hash, row_block
-from tests.conftest import SMALL, write_csv
+from tests.conftest import write_config, write_csv
 
 FIELDS = ["lstm", "knn", "lstm_conf", "knn_conf", "alpha", "fused", "target", "vol",
           "train_mean", "persistence"]
 
 
-def write_config(path):
-    lines = [f"seed = {SMALL['seed']}"]
-    for section, values in SMALL.items():
-        if section != "seed":
-            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
