@@ -26,8 +26,8 @@ METHODS = {
     "fixed": {"fusion.method": "fixed"},
     "regime": {"fusion.method": "regime"},
     "regime_learned": {"fusion.method": "regime_learned"},
-    "stacking": {"fusion.method": "stacking", "fusion.ridge_alpha": 10.0},
-    "ensemble_stacking": {"fusion.method": "stacking", "fusion.ridge_alpha": 10.0,
+    "stacking": {"fusion.method": "stacking", "fusion.ridge_alpha": 100.0},
+    "ensemble_stacking": {"fusion.method": "stacking", "fusion.ridge_alpha": 100.0,
                           "lstm.lookback": [10, 60], "knn.n_neighbors": [10, 25, 50, 100]},
 }
 

@@ -63,7 +63,7 @@ class FusionConfig:
     alpha: float = 0.6
     min_history: int = 252
     meta_model: Literal["ridge", "logistic"] = "ridge"
-    ridge_alpha: float = 1.0
+    ridge_alpha: float = 100.0
 
 
 @dataclass(frozen=True)

@@ -31,16 +31,25 @@ def learned_alpha(lstm: np.ndarray, knn: np.ndarray, y: np.ndarray) -> float | N
     return float(np.clip(((y - knn) @ d) / denom, 0.0, 1.0))
 
 
-def stacking_design(frame: pd.DataFrame, lstm_cols: list[str]) -> np.ndarray:
-    """Meta-model inputs: each component, its confidence, regime and regime interactions."""
+def stacking_design(frame: pd.DataFrame, lstm_cols: list[str], hist: np.ndarray) -> np.ndarray:
+    """Meta-model inputs: each component, components x regime, components x confidence.
+
+    Confidences enter as multipliers of their model's forecast, z-scored with
+    the history rows' statistics only. There is no constant column: a meta
+    forecast is zero when every model forecasts zero.
+    """
     vol = (frame["regime"].to_numpy() == VOLATILE).astype(float)
-    cols = [frame[c].to_numpy(float) for c in [*lstm_cols, "knn"]]
-    for c in ("lstm_conf", "knn_conf"):
-        if c in frame and frame[c].notna().all():
-            cols.append(frame[c].to_numpy(float))
-    base = list(cols)
-    cols.append(vol)
-    cols += [vol * c for c in base[: len(lstm_cols) + 1]]
+    comps = [frame[c].to_numpy(float) for c in [*lstm_cols, "knn"]]
+    lstm = np.mean(comps[:-1], axis=0)
+    knn = comps[-1]
+    cols = [*comps, vol * lstm, vol * knn]
+    for conf, comp in (("lstm_conf", lstm), ("knn_conf", knn)):
+        c = frame[conf].to_numpy(float) if conf in frame else None
+        if c is None or not np.isfinite(c).all():
+            continue
+        sd = c[hist].std()
+        if sd > 0:
+            cols.append(comp * (c - c[hist].mean()) / sd)
     return np.column_stack(cols)
 
 
@@ -91,14 +100,15 @@ def fuse(pred: pd.DataFrame, known_until: np.ndarray, test_start: np.ndarray, cf
 
 def _stack(frame: pd.DataFrame, lstm_cols: list[str], hist: np.ndarray, rows: np.ndarray,
            y: np.ndarray, cfg: Config) -> np.ndarray:
-    Z = stacking_design(frame, lstm_cols)
-    scaler = StandardScaler().fit(Z[hist])
-    Zh, Zr = scaler.transform(Z[hist]), scaler.transform(Z[rows])
+    Z = stacking_design(frame, lstm_cols, hist)
     if cfg.fusion.meta_model == "ridge":
-        return Ridge(alpha=cfg.fusion.ridge_alpha).fit(Zh, y[hist]).predict(Zr)
+        rms = np.sqrt(np.mean(Z[hist] ** 2, axis=0)) + 1e-12  # scale without centring
+        ridge = Ridge(alpha=cfg.fusion.ridge_alpha, fit_intercept=False)
+        return ridge.fit(Z[hist] / rms, y[hist]).predict(Z[rows] / rms)
+    scaler = StandardScaler().fit(Z[hist])
     up = (y[hist] > 0).astype(int)
     if up.min() == up.max():
         return np.full(len(rows), float(np.mean(y[hist])))
-    clf = LogisticRegression(C=1.0 / max(cfg.fusion.ridge_alpha, 1e-6)).fit(Zh, up)
-    p = clf.predict_proba(Zr)[:, 1]
+    clf = LogisticRegression(C=1.0 / max(cfg.fusion.ridge_alpha, 1e-6)).fit(scaler.transform(Z[hist]), up)
+    p = clf.predict_proba(scaler.transform(Z[rows]))[:, 1]
     return (2 * p - 1) * float(np.mean(np.abs(y[hist])))
