@@ -184,32 +184,39 @@ def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_
 
 
 def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | None = None) -> str:
-    """Shares held per symbol over time; falls back to ``predictions['target']``."""
+    """Target position (fraction of equity) per symbol, with its 21-bar average exposure.
+
+    Daily long/short flips make a raw step plot unreadable over decades, so the
+    rolling mean is drawn on top of the faint raw targets. Falls back to shares
+    held (``positions``) when no targets are given.
+    """
+    if predictions is not None and "target" in predictions.columns and len(predictions):
+        frame = predictions.assign(date=_prediction_dates(predictions))
+        groups = frame.groupby("symbol") if "symbol" in frame.columns else [("target", frame)]
+
+        def draw_target(ax):
+            for name, g in groups:
+                t = pd.Series(pd.to_numeric(g["target"], errors="coerce").to_numpy(),
+                              index=pd.DatetimeIndex(g["date"]))
+                line = ax.plot(t.index, t.to_numpy(), lw=0.4, alpha=0.25)[0]
+                ax.plot(t.index, t.rolling(21, min_periods=1).mean().to_numpy(), lw=1.4,
+                        color=line.get_color(), label=f"{name} (21-bar mean)")
+            ax.axhline(0.0, color="black", lw=0.6)
+            ax.set_ylabel("fraction of equity")
+            ax.set_title("Target position (faint) and its 21-bar average")
+            ax.legend(loc="upper left", fontsize=7)
+
+        return _plot(draw_target, "target position over time")
     if positions is not None and len(positions.columns) and len(positions):
 
         def draw(ax):
             for col in positions.columns:
-                ax.step(
-                    positions.index,
-                    positions[col].to_numpy(dtype=float),
-                    where="post",
-                    lw=1.0,
-                    label=str(col),
-                )
+                ax.step(positions.index, positions[col].to_numpy(dtype=float), where="post",
+                        lw=1.0, label=str(col))
             ax.set_title("Position (shares)")
             ax.legend(loc="upper left")
 
         return _plot(draw, "position over time")
-    if predictions is not None and "target" in predictions.columns and len(predictions):
-        dates = _prediction_dates(predictions)
-
-        def draw_target(ax):
-            ax.step(
-                dates, pd.to_numeric(predictions["target"], errors="coerce"), where="post", lw=1.0
-            )
-            ax.set_title("Target position fraction")
-
-        return _plot(draw_target, "target position over time")
     return no_data("positions")
 
 
