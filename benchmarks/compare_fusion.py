@@ -27,6 +27,8 @@ METHODS = {
     "regime": {"fusion.method": "regime"},
     "regime_learned": {"fusion.method": "regime_learned"},
     "stacking": {"fusion.method": "stacking", "fusion.ridge_alpha": 100.0},
+    "ensemble_regime": {"fusion.method": "regime", "lstm.lookback": [10, 60],
+                        "knn.n_neighbors": [10, 25, 50, 100]},
     "ensemble_stacking": {"fusion.method": "stacking", "fusion.ridge_alpha": 100.0,
                           "lstm.lookback": [10, 60], "knn.n_neighbors": [10, 25, 50, 100]},
 }
@@ -47,8 +49,8 @@ def compare(data: str, cache: str | None, base: str | None = None) -> pd.DataFra
             if model == "zero" and baselines_done:
                 continue
             label = f"fused[{name}]" if model == "fused" else (
-                f"{model}[{name}]" if model in ("lstm", "knn") and name == "ensemble_stacking" else model)
-            if model in ("lstm", "knn") and name not in ("regime", "ensemble_stacking"):
+                f"{model}[ensemble]" if model in ("lstm", "knn") and name == "ensemble_regime" else model)
+            if model in ("lstm", "knn") and name not in ("regime", "ensemble_regime"):
                 continue
             row = {"data": data, "model": label, **r.to_dict()}
             if model == "fused":
