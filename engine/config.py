@@ -303,17 +303,23 @@ def with_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
     return from_dict(nested, base=cfg)
 
 
+def read_toml(path: str | Path, what: str = "config") -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a one-line :class:`ConfigError`."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{p}: {what} file not found")
+    try:
+        return tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+
+
 def load_config(path: str | Path | None = None, base: Config | None = None) -> Config:
     """Load a TOML config file (missing keys keep their defaults)."""
     if path is None:
         return base or Config()
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: invalid TOML ({exc})") from None
+    raw = read_toml(p)
     try:
         return from_dict(raw, base=base)
     except ConfigError as exc:

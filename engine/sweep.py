@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from engine.config import Config, ConfigError, load_config, with_overrides
+from engine.config import Config, ConfigError, load_config, read_toml, with_overrides
 from engine.parallel import Outcome, Task, plan, run_tasks
 
 if TYPE_CHECKING:  # torch and the models load only when a task runs
@@ -35,9 +35,9 @@ if TYPE_CHECKING:  # torch and the models load only when a task runs
     from engine.walk_forward import WalkForwardResult
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 MODELS = ("lstm", "knn", "fused", "zero")
 FORECAST_METRICS = ("mse", "direction_accuracy", "ic")
@@ -112,14 +112,7 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def load_grid(path: str | Path) -> dict[str, list[Any]]:
     """Read a grid TOML: values per dotted key (``"lstm.lookback" = [10, 20]``, or tables)."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: grid file not found")
-    try:
-        raw = tomllib.loads(p.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{p}: invalid TOML ({exc})") from None
-    return _flatten(raw)
+    return _flatten(read_toml(path, "grid"))
 
 
 def expand_grid(base: Config, grid: Mapping[str, Any], where: str = "grid") -> list[Variant]:
