@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sqlite3
 from pathlib import Path
 
 import pandas as pd
@@ -60,3 +61,22 @@ def write_config(path: Path, extra: dict | None = None) -> Path:
             lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+LEDGER_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
+                 "fills": "id", "equity": "date"}
+
+
+def dump_ledger(path: Path, integrity: bool = False) -> dict:
+    """Every paper ledger table (account: its trading state only), for exact comparisons."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
+               for t, o in LEDGER_TABLES.items()}
+        out["account"] = dict(conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone())
+        if integrity:
+            out["integrity"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return out
+    finally:
+        conn.close()

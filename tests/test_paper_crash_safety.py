@@ -15,11 +15,9 @@ import pytest
 from engine.cli import main
 from engine.paper.runner import PAUSE_ENV
 from engine.paper.store import LEDGER_FILE
-from tests.conftest import write_config, write_csv
+from tests.conftest import LEDGER_TABLES, dump_ledger, write_config, write_csv
 
 KILLS = 16
-TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id", "fills": "id",
-          "equity": "date"}
 
 
 
@@ -50,18 +48,6 @@ def last_pos(path):
     finally:
         conn.close()
 
-
-def dump(path):
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
-               for t, o in TABLES.items()}
-        out["account"] = dict(conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone())
-        out["integrity"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        return out
-    finally:
-        conn.close()
 
 
 def assert_consistent(led):
@@ -119,7 +105,7 @@ def test_kill_9_at_random_moments_then_stepping_again_gives_the_uninterrupted_le
     assert kills >= 15, f"only {kills} kills before the account was done"
     assert main(["paper", "step", "--root", str(accounts), "--account", "crash", "--quiet"]) == 0
     survived = dump(path)
-    for table in (*TABLES, "account", "integrity"):
+    for table in (*LEDGER_TABLES, "account", "integrity"):
         assert survived[table] == reference[table], table
     assert mid_run >= 5
     print(f"survived {kills} kill -9 ({mid_run} after bars were being committed) "
@@ -145,3 +131,7 @@ def test_a_second_step_on_a_busy_account_is_refused_until_the_first_is_gone(acco
             proc.kill()
             proc.wait()
     assert_consistent(dump(path))
+
+
+def dump(path):
+    return dump_ledger(path, integrity=True)

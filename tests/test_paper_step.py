@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
 from engine.cli import main
 from engine.paper.store import LEDGER_FILE
-from tests.conftest import write_config, write_csv
-
-LEDGER_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
-                 "fills": "id", "equity": "date"}
-
-
+from tests.conftest import LEDGER_TABLES, write_config, write_csv
+from tests.conftest import dump_ledger as dump
 
 
 @pytest.fixture(scope="module")
@@ -44,19 +39,6 @@ def paper(tmp_path, shared, capsys):
     run.root = root
     return run
 
-
-def dump(path):
-    """Every ledger table (account: its trading state only), for exact comparisons."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
-               for t, o in LEDGER_TABLES.items()}
-        acct = conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone()
-        out["account"] = dict(acct)
-        return out
-    finally:
-        conn.close()
 
 
 def test_a_step_processes_every_bar_and_a_second_step_changes_nothing(paper, small_csv, sp500):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import sys
 import threading
@@ -18,17 +19,10 @@ from engine.errors import UserError
 from engine.parallel import Task, _large_args, local_cluster, plan, run_tasks
 from engine.pipeline import run_backtest
 from engine.sweep import walk_forward_task
-from tests.conftest import write_csv
+from tests.conftest import SMALL, write_csv
 
-TINY = {
-    "seed": 11,
-    "walk_forward": {"train_window": 150, "step": 25},
-    "lstm": {"lookback": 5, "hidden_size": 8, "head_size": 4, "epochs": 2, "warm_epochs": 1,
-             "batch_size": 64, "device": "cpu"},
-    "knn": {"n_neighbors": 10},
-    "fusion": {"min_history": 40},
-    "report": {"tearsheet": False},
-}
+TINY = {**copy.deepcopy(SMALL), "seed": 11}
+TINY["lstm"]["epochs"] = 2
 
 
 @pytest.fixture
