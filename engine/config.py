@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 import sys
 import types
 import typing
@@ -58,6 +60,24 @@ class KNNConfig:
 
 
 @dataclass(frozen=True)
+class FeaturesConfig:
+    """Which features the models see: built-in names and ``module:function`` extras."""
+
+    include: list[str] | None = None  # None: every built-in feature the data's shape allows
+    custom: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """How symbols share a model and what it is trained to predict."""
+
+    scope: Literal["per_symbol", "pooled"] = "per_symbol"
+    label: Literal["raw", "cs_rank", "cs_zscore"] = "raw"
+    cs_features: Literal["none", "rank", "zscore"] = "none"
+    regime_source: Literal["symbol", "market"] = "symbol"
+
+
+@dataclass(frozen=True)
 class FusionConfig:
     method: Literal["fixed", "regime", "regime_learned", "stacking"] = "regime"
     alpha: float = 0.6
@@ -76,7 +96,7 @@ class RegimeConfig:
 
 @dataclass(frozen=True)
 class SignalConfig:
-    sizing: Literal["threshold", "proportional", "vol_target"] = "threshold"
+    sizing: Literal["threshold", "proportional", "vol_target", "rank"] = "threshold"
     threshold: float = 0.0
     scale: float = 0.005
     target_vol: float = 0.15
@@ -84,6 +104,14 @@ class SignalConfig:
     long_only: bool = False
     min_change: float = 0.05
     allocation: Literal["equal", "strength"] = "equal"
+    top_k: int = 10
+    bottom_k: int = 0  # 0: long only
+    buffer: int = 0
+    max_replace: int = 0  # 0: no limit
+    weighting: Literal["equal", "forecast"] = "equal"
+    max_weight: float = 1.0  # per name, fraction of equity
+    max_gross: float = 1.0
+    cost_aware: bool = True  # change a position only when the forecast beats the cost rate
 
 
 @dataclass(frozen=True)
@@ -108,6 +136,8 @@ class Config:
     walk_forward: WalkForwardConfig = field(default_factory=WalkForwardConfig)
     lstm: LSTMConfig = field(default_factory=LSTMConfig)
     knn: KNNConfig = field(default_factory=KNNConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     regime: RegimeConfig = field(default_factory=RegimeConfig)
     signal: SignalConfig = field(default_factory=SignalConfig)
@@ -126,6 +156,11 @@ class Config:
     def max_lookback(self) -> int:
         return max(self.lookbacks)
 
+    @property
+    def cost_rate(self) -> float:
+        """Proportional cost of trading one unit of value: commission plus slippage."""
+        return self.execution.commission + self.execution.slippage
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
@@ -138,10 +173,27 @@ class Config:
 
 
 SECTIONS = {f.name: f.type for f in fields(Config) if f.name != "seed"}
+# List fields where an empty list is meaningful (no built-in features, no custom ones).
+EMPTY_LIST_OK = frozenset({"features.include", "features.custom"})
+# Inclusive upper bounds of resource-like integers: a typo must not exhaust the machine.
+INT_BOUNDS = {
+    "lstm.hidden_size": (1, 4096), "lstm.num_layers": (1, 16), "lstm.head_size": (0, 4096),
+    "lstm.epochs": (1, 10_000), "lstm.warm_epochs": (1, 10_000), "lstm.batch_size": (1, 65_536),
+    "lstm.patience": (0, 10_000), "lstm.mc_passes": (0, 1000), "lstm.threads": (0, 256),
+    "report.n_trials": (1, 1_000_000), "fusion.min_history": (10, 1_000_000),
+    "regime.vol_window": (2, 100_000), "signal.top_k": (1, 100_000),
+    "signal.bottom_k": (0, 100_000), "signal.buffer": (0, 100_000),
+    "signal.max_replace": (0, 100_000),
+}
+_CUSTOM_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _section_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
+
+
+class _Mismatch(ConfigError):
+    """A value of the wrong type (a union tries its next member); other errors propagate."""
 
 
 def _check_value(key: str, value: Any, tp: Any) -> Any:
@@ -151,7 +203,7 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
         allowed = typing.get_args(tp)
         if value not in allowed:
             opts = ", ".join(repr(a) for a in allowed)
-            raise ConfigError(f"`{key}` must be one of {opts} (got {value!r})")
+            raise _Mismatch(f"`{key}` must be one of {opts} (got {value!r})")
         return value
     if origin in (typing.Union, types.UnionType):
         errors = []
@@ -162,37 +214,48 @@ def _check_value(key: str, value: Any, tp: Any) -> Any:
                 continue
             try:
                 return _check_value(key, value, arg)
-            except ConfigError as exc:
+            except _Mismatch as exc:
                 errors.append(str(exc))
         names = " or ".join(_type_name(a) for a in typing.get_args(tp))
-        raise ConfigError(f"`{key}` must be {names} (got {value!r})")
+        raise _Mismatch(f"`{key}` must be {names} (got {value!r})")
     if origin is list:
         (inner,) = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ConfigError(f"`{key}` must be a non-empty list (got {value!r})")
+        if key in EMPTY_LIST_OK:
+            if not isinstance(value, (list, tuple)):
+                raise _Mismatch(f"`{key}` must be a list (got {value!r})")
+        elif not isinstance(value, (list, tuple)) or not value:
+            raise _Mismatch(f"`{key}` must be a non-empty list (got {value!r})")
         return [_check_value(f"{key}[{i}]", v, inner) for i, v in enumerate(value)]
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"`{key}` must be true or false (got {value!r})")
+            raise _Mismatch(f"`{key}` must be true or false (got {value!r})")
         return value
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"`{key}` must be an integer (got {value!r})")
+            raise _Mismatch(f"`{key}` must be an integer (got {value!r})")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"`{key}` must be a number (got {value!r})")
-        return float(value)
+            raise _Mismatch(f"`{key}` must be a number (got {value!r})")
+        try:
+            number = float(value)
+        except OverflowError:  # an int too large for a float
+            number = math.inf
+        if not math.isfinite(number):
+            shown = f"{value!r}" if len(repr(value)) <= 40 else "a number too large for a float"
+            raise ConfigError(f"`{key}` must be a finite number (got {shown})")
+        return number
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"`{key}` must be a string (got {value!r})")
+            raise _Mismatch(f"`{key}` must be a string (got {value!r})")
         return value
     raise ConfigError(f"`{key}`: unsupported type {tp}")  # pragma: no cover
 
 
 def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is list:
-        return f"a list of {_type_name(typing.get_args(tp)[0])}"
+        inner = typing.get_args(tp)[0]
+        return "a list of " + {int: "integers", float: "numbers", str: "strings"}.get(inner, str(inner))
     return {int: "an integer", float: "a number", bool: "true/false", str: "a string",
             type(None): "none"}.get(tp, str(tp))
 
@@ -220,14 +283,10 @@ def validate(cfg: Config) -> None:
             f"`walk_forward.train_window` must be > `lstm.lookback` (got {wf.train_window} <= {lb})",
         )
     _require(len(set(cfg.lookbacks)) == len(cfg.lookbacks), "`lstm.lookback` has duplicates")
-    for k in ("hidden_size", "num_layers", "epochs", "batch_size"):
-        v = getattr(lstm, k)
-        _require(v >= 1, f"`lstm.{k}` must be >= 1 (got {v})")
-    _require(lstm.head_size >= 0, f"`lstm.head_size` must be >= 0 (got {lstm.head_size})")
-    _require(lstm.warm_epochs >= 1, f"`lstm.warm_epochs` must be >= 1 (got {lstm.warm_epochs})")
-    _require(lstm.patience >= 0, f"`lstm.patience` must be >= 0 (got {lstm.patience})")
-    _require(lstm.mc_passes >= 0, f"`lstm.mc_passes` must be >= 0 (got {lstm.mc_passes})")
-    _require(lstm.threads >= 0, f"`lstm.threads` must be >= 0 (got {lstm.threads})")
+    for dotted, (lo, hi) in INT_BOUNDS.items():
+        section, _, key = dotted.partition(".")
+        v = getattr(getattr(cfg, section), key)
+        _require(lo <= v <= hi, f"`{dotted}` must be in [{lo}, {hi}] (got {v})")
     _require(0 <= lstm.dropout < 1, f"`lstm.dropout` must be in [0, 1) (got {lstm.dropout})")
     _require(lstm.lr > 0, f"`lstm.lr` must be > 0 (got {lstm.lr})")
     _require(lstm.weight_decay >= 0, f"`lstm.weight_decay` must be >= 0 (got {lstm.weight_decay})")
@@ -244,9 +303,7 @@ def validate(cfg: Config) -> None:
     for key, v in (("fusion.alpha", fu.alpha), ("regime.alpha_calm", rg.alpha_calm),
                    ("regime.alpha_volatile", rg.alpha_volatile)):
         _require(0 <= v <= 1, f"`{key}` must be in [0, 1] (got {v})")
-    _require(fu.min_history >= 10, f"`fusion.min_history` must be >= 10 (got {fu.min_history})")
     _require(fu.ridge_alpha >= 0, f"`fusion.ridge_alpha` must be >= 0 (got {fu.ridge_alpha})")
-    _require(rg.vol_window >= 2, f"`regime.vol_window` must be >= 2 (got {rg.vol_window})")
     _require(0 < rg.quantile < 1, f"`regime.quantile` must be in (0, 1) (got {rg.quantile})")
     _require(sg.threshold >= 0, f"`signal.threshold` must be >= 0 (got {sg.threshold})")
     _require(sg.scale > 0, f"`signal.scale` must be > 0 (got {sg.scale})")
@@ -262,7 +319,29 @@ def validate(cfg: Config) -> None:
              f"`execution.commission_fixed` must be >= 0 (got {ex.commission_fixed})")
     _require(ex.volume_cap is None or 0 < ex.volume_cap <= 1,
              f"`execution.volume_cap` must be in (0, 1] (got {ex.volume_cap})")
-    _require(cfg.report.n_trials >= 1, f"`report.n_trials` must be >= 1 (got {cfg.report.n_trials})")
+    _require(0 < sg.max_weight <= 10, f"`signal.max_weight` must be in (0, 10] (got {sg.max_weight})")
+    _require(0 < sg.max_gross <= 10, f"`signal.max_gross` must be in (0, 10] (got {sg.max_gross})")
+    _validate_features(cfg.features)
+    md = cfg.model
+    for key, value, neutral in (("label", md.label, "raw"), ("cs_features", md.cs_features, "none")):
+        _require(value == neutral or md.scope == "pooled",
+                 f"`model.{key}` = {value!r} needs `model.scope` = 'pooled' (got {md.scope!r})")
+
+
+def _validate_features(fc: FeaturesConfig) -> None:
+    for key in ("include", "custom"):
+        names = getattr(fc, key) or []
+        for i, name in enumerate(names):
+            _require(name.strip() == name and name != "",
+                     f"`features.{key}[{i}]` must be a non-empty name without spaces (got {name!r})")
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        _require(not dupes, f"`features.{key}` has duplicates (got {dupes})")
+    for i, ref in enumerate(fc.custom):
+        _require(_CUSTOM_REF.fullmatch(ref) is not None,
+                 f"`features.custom[{i}]` must be a 'module:function' reference (got {ref!r})")
+    _require(fc.include != [] or bool(fc.custom),
+             "`features.include` is empty and `features.custom` names none: the models would see "
+             "no features (got include = [], custom = [])")
 
 
 def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
