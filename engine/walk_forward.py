@@ -20,11 +20,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from data.errors import DataError
 from data.features import build_features, first_valid_row, next_return, realized_volatility
 from engine.cache import FoldCache, fold_key
-from engine.config import Config
+from engine.config import Config, ConfigError
 from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
-from engine.models.knn import KNNRegressor
-from engine.models.lstm import MODEL_VERSION, LSTMRegressor, resolve_device
+from engine.models import KNNRegressor, LSTMRegressor, params_from
+from engine.models.lstm import MODEL_VERSION, resolve_device
 from engine.regime import classify, fit_threshold
 from engine.seeding import derive_seed
 
@@ -99,13 +99,23 @@ def _window(prep: Prepared, lb: int, rows: np.ndarray) -> np.ndarray:
     return prep.windows[lb][rows - lb + 1]
 
 
+def model_device(cfg: Config) -> str:
+    """The torch device ``lstm.device`` resolves to here; a missing CUDA is a :class:`ConfigError`."""
+    try:
+        return str(resolve_device(cfg.lstm.device))
+    except RuntimeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def lstm_estimator(cfg: Config, seed: int) -> LSTMRegressor:
-    c = cfg.lstm
-    return LSTMRegressor(hidden_size=c.hidden_size, num_layers=c.num_layers, head_size=c.head_size,
-                         dropout=c.dropout, epochs=c.epochs, warm_epochs=c.warm_epochs,
-                         batch_size=c.batch_size, lr=c.lr, weight_decay=c.weight_decay,
-                         patience=c.patience, val_fraction=c.val_fraction, mc_passes=c.mc_passes,
-                         random_state=seed, device=str(resolve_device(c.device)))
+    """An unfitted LSTM from ``[lstm]``, matched by the estimator's own parameter names."""
+    params = params_from(LSTMRegressor, cfg.lstm)
+    return LSTMRegressor(**{**params, "random_state": seed, "device": model_device(cfg)})
+
+
+def knn_estimator(cfg: Config) -> KNNRegressor:
+    """An unfitted KNN from ``[knn]``, matched by the estimator's own parameter names."""
+    return KNNRegressor(**params_from(KNNRegressor, cfg.knn))
 
 
 def fit_fold(prep: Prepared, fold: Fold, cfg: Config,
@@ -140,8 +150,7 @@ def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict
         pred, conf = model.predict_with_confidence(_window(prep, lb, padded))
         lstm_preds.append(pred[: len(test)])
         lstm_confs.append(conf[: len(test)])
-    c = cfg.knn
-    knn = KNNRegressor(n_neighbors=c.n_neighbors, validation_fraction=c.validation_fraction)
+    knn = knn_estimator(cfg)
     knn.fit(prep.features[train], y)
     knn_pred, knn_conf = knn.predict_with_confidence(prep.features[test])
     lstm_conf = np.mean(lstm_confs, axis=0)

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, clone, is_regressor
 
 from engine.models.base import NotFittedError
 from engine.models.knn import KNNRegressor
@@ -61,3 +62,15 @@ def test_prediction_with_confidence_matches_scikit_learn_predict_including_exact
     Q = np.vstack([rng.normal(size=(20, 3)), X[:3]])  # the last rows sit exactly on training points
     pred, _ = m.predict_with_confidence(Q)
     np.testing.assert_allclose(pred, m.predict(Q), rtol=1e-12)
+
+
+def test_it_is_a_scikit_learn_estimator_that_clones_unfitted_and_refuses_unknown_parameters():
+    m = KNNRegressor(n_neighbors=[3, 5])
+    assert isinstance(m, BaseEstimator) and is_regressor(m)
+    assert m.get_params() == {"n_neighbors": [3, 5], "weights": "distance", "validation_fraction": 0.2}
+    rng = np.random.default_rng(1)
+    X, y = rng.normal(size=(80, 2)), rng.normal(size=80)
+    twin = clone(m.fit(X, y))
+    assert not hasattr(twin, "knn_") and twin.get_params() == m.get_params()
+    with pytest.raises(ValueError, match="Invalid parameter 'k'"):
+        m.set_params(k=3)

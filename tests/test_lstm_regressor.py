@@ -1,6 +1,9 @@
 import numpy as np
 import pytest
+from sklearn.base import BaseEstimator, clone, is_regressor
+from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
+import engine.models
 from engine.models.base import NotFittedError
 from engine.models.lstm import LSTMRegressor
 
@@ -72,3 +75,27 @@ def test_mc_dropout_confidence_is_independent_of_batch_composition():
     _, conf_part = m.predict_with_confidence(X[:25])
     np.testing.assert_allclose(conf_all[:25], conf_part)
     assert np.isfinite(conf_all).all()
+
+
+def test_it_is_a_scikit_learn_estimator_that_clones_unfitted_and_refuses_unknown_parameters():
+    m = small(mc_passes=3)
+    assert isinstance(m, BaseEstimator) and is_regressor(m)
+    X, y = data(n=120)
+    m.fit(X, y)
+    twin = clone(m)
+    assert twin.get_params() == m.get_params() and not hasattr(twin, "module_")
+    assert m.set_params(epochs=2) is m and m.epochs == 2
+    with pytest.raises(ValueError, match="Invalid parameter 'hidden'"):
+        m.set_params(hidden=3)
+    assert m.score(X, y) == pytest.approx(1 - np.mean((m.predict(X) - y) ** 2) / np.var(y), rel=1e-4)
+
+
+def test_not_fitted_error_is_scikit_learns_and_params_of_an_unfitted_model_are_absent():
+    with pytest.raises(SklearnNotFittedError):
+        small().predict(np.zeros((2, 6, 3)))
+    assert not hasattr(small(), "params_")
+
+
+def test_the_estimators_are_importable_from_engine_models():
+    assert engine.models.LSTMRegressor is LSTMRegressor
+    assert engine.models.KNNRegressor.__module__ == "engine.models.knn"

@@ -1,11 +1,15 @@
+from dataclasses import fields
+
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from data.errors import DataError
 from engine.cache import FoldCache
-from engine.config import with_overrides
-from engine.walk_forward import run_walk_forward
+from engine.config import ConfigError, KNNConfig, LSTMConfig, with_overrides
+from engine.models import KNNRegressor, LSTMRegressor
+from engine.walk_forward import knn_estimator, lstm_estimator, model_device, run_walk_forward
 
 
 def test_same_seed_gives_identical_predictions_and_another_seed_does_not(small_cfg, small_prices):
@@ -75,3 +79,22 @@ def test_since_limits_output_to_later_folds_with_identical_values(small_cfg, sma
     assert part["date"].iloc[0] > full["date"].iloc[0]
     merged = full.merge(part, on="date", suffixes=("", "_p"))
     np.testing.assert_allclose(merged["fused"], merged["fused_p"])
+
+
+def test_estimators_are_built_from_config_through_their_own_parameter_names(small_cfg):
+    lstm = lstm_estimator(small_cfg, seed=11).get_params()
+    config_names = {f.name for f in fields(LSTMConfig)}
+    assert set(LSTMRegressor._get_param_names()) - {"random_state"} <= config_names
+    assert lstm["random_state"] == 11 and lstm["device"] == "cpu"
+    for name in set(lstm) - {"random_state", "device"}:
+        assert lstm[name] == getattr(small_cfg.lstm, name), name
+    knn = knn_estimator(small_cfg).get_params()
+    assert set(KNNRegressor._get_param_names()) - {"weights"} <= {f.name for f in fields(KNNConfig)}
+    assert knn["n_neighbors"] == 10 and knn["validation_fraction"] == small_cfg.knn.validation_fraction
+
+
+def test_cuda_requested_without_cuda_is_a_config_error(small_cfg):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="`lstm.device` is 'cuda' but no CUDA device"):
+        model_device(with_overrides(small_cfg, {"lstm.device": "cuda"}))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
 from engine.models.base import check_is_fitted
 
 
-class KNNRegressor:
+class KNNRegressor(RegressorMixin, BaseEstimator):
     """Average of what followed the ``n_neighbors`` most similar past states.
 
     Features are standardised with the training window's mean and std only.
@@ -25,15 +24,6 @@ class KNNRegressor:
         self.n_neighbors = n_neighbors
         self.weights = weights
         self.validation_fraction = validation_fraction
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {"n_neighbors": self.n_neighbors, "weights": self.weights,
-                "validation_fraction": self.validation_fraction}
-
-    def set_params(self, **params: Any) -> KNNRegressor:
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
 
     def _fit_k(self, X: np.ndarray, y: np.ndarray, k: int) -> tuple[StandardScaler, KNeighborsRegressor]:
         scaler = StandardScaler().fit(X)

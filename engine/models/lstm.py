@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
 from engine.models.base import as_float32, check_is_fitted
@@ -49,7 +49,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-class LSTMRegressor:
+class LSTMRegressor(RegressorMixin, BaseEstimator):
     """Next-period return forecaster over windows ``X[n_samples, lookback, n_features]``.
 
     Inputs and target are standardised with statistics of the training samples
@@ -79,17 +79,6 @@ class LSTMRegressor:
         self.mc_passes = mc_passes
         self.random_state = random_state
         self.device = device
-
-    def get_params(self, deep: bool = True) -> dict[str, Any]:
-        keys = ("hidden_size", "num_layers", "head_size", "dropout", "epochs", "warm_epochs",
-                "batch_size", "lr", "weight_decay", "patience", "val_fraction", "mc_passes",
-                "random_state", "device")
-        return {k: getattr(self, k) for k in keys}
-
-    def set_params(self, **params: Any) -> LSTMRegressor:
-        for k, v in params.items():
-            setattr(self, k, v)
-        return self
 
     def fit(self, X: np.ndarray, y: np.ndarray, init_params: dict | None = None) -> LSTMRegressor:
         X = as_float32(X)
