@@ -6,8 +6,12 @@ feature, so a 1999 bar and a 2018 bar are comparable for KNN distances.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 import numpy as np
 import pandas as pd
+
+from data.errors import DataError
 
 FEATURE_NAMES = (
     "ret_1",
@@ -26,6 +30,35 @@ FEATURE_NAMES = (
     "volume_ma20",
 )
 
+PRICE_COLUMNS = ("open", "high", "low", "close", "volume")
+
+# Input columns each built-in feature needs (every feature needs ``close``).
+FEATURE_INPUTS: dict[str, tuple[str, ...]] = {
+    **{name: ("close",) for name in FEATURE_NAMES},
+    "range_hl": ("high", "low", "close"),
+    "close_loc": ("high", "low", "close"),
+    "volume_ma20": ("close", "volume"),
+}
+
+
+def _ema_settle(alpha: float, first: int, weight: float = 1e-12) -> int:
+    """Bars until an exponential average's seed weighs less than ``weight``."""
+    return first + int(np.ceil(np.log(weight) / np.log1p(-alpha)))
+
+
+# Declared warm-up (bars from the start of the data) of the features seeded by an
+# exponential average: their first finite row comes earlier, but until this bar the
+# value still depends on where the data starts (by more than 1e-9 relative to the
+# column's scale: measured at most 314 bars on the bundled data; declared here as the bar
+# where the seed's weight falls below 1e-12). Every other feature is exact from
+# its first finite row. Used by the recursive check of ``engine.audit``; the engine
+# itself starts training at the first finite row.
+SETTLE_WARMUP: dict[str, int] = {
+    "rsi_14": _ema_settle(1 / 14, 14),
+    "macd": _ema_settle(2 / 27, 25),
+    "macd_hist": _ema_settle(2 / 27, 33),
+}
+
 
 def log_returns(close: pd.Series) -> pd.Series:
     """Bar-to-bar log returns (NaN for the first bar)."""
@@ -41,7 +74,38 @@ def _rsi(close: pd.Series, window: int = 14) -> pd.Series:
     return rsi.fillna(0.5)
 
 
-def build_features(prices: pd.DataFrame) -> pd.DataFrame:
+def supported_features(available: Iterable[str] | None = None) -> tuple[str, ...]:
+    """The built-in features computable from the columns in ``available`` (None: all five)."""
+    have = set(PRICE_COLUMNS if available is None else available)
+    return tuple(n for n in FEATURE_NAMES if set(FEATURE_INPUTS[n]) <= have)
+
+
+def select_features(include: Sequence[str] | None = None,
+                    available: Iterable[str] | None = None) -> tuple[str, ...]:
+    """Validated built-in feature names, in :data:`FEATURE_NAMES` order.
+
+    ``include=None`` means every feature the data's columns allow. An unknown
+    name is a ``ConfigError``; a feature the data cannot support a ``DataError``.
+    """
+    supported = supported_features(available)
+    if include is None:
+        return supported
+    from engine.config import ConfigError  # lazy: engine depends on data, not the reverse
+
+    unknown = [n for n in include if n not in FEATURE_NAMES]
+    if unknown:
+        raise ConfigError(f"`features.include`: unknown feature(s) {', '.join(unknown)} "
+                          f"(known: {', '.join(FEATURE_NAMES)})")
+    missing = [n for n in include if n not in supported]
+    if missing:
+        have = sorted(set(PRICE_COLUMNS if available is None else available))
+        needs = "; ".join(f"{n} needs {', '.join(FEATURE_INPUTS[n])}" for n in missing)
+        raise DataError(f"`features.include`: the data has only {', '.join(have)}: {needs}")
+    return tuple(n for n in FEATURE_NAMES if n in set(include))
+
+
+def build_features(prices: pd.DataFrame, include: Sequence[str] | None = None,
+                   available: Iterable[str] | None = None) -> pd.DataFrame:
     """Feature matrix aligned with ``prices`` (NaN during each feature's warm-up).
 
     Columns (all dimensionless): log returns over 1/5/10/20 bars (momentum),
@@ -49,7 +113,11 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
     its histogram relative to price, 20-bar realised volatility and its ratio
     to the 5-bar one, the high-low range, where the close sits in that range,
     and log volume relative to its 20-bar mean.
+
+    ``include`` picks built-ins by name (default: all that ``available``, the
+    columns that truly came from the file, allow); see :func:`select_features`.
     """
+    names = select_features(include, available)
     close, high, low = prices["close"], prices["high"], prices["low"]
     r = log_returns(close)
     logc = np.log(close)
@@ -59,7 +127,7 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
     f["close_ma5"] = close / close.rolling(5).mean() - 1.0
     f["close_ma20"] = close / close.rolling(20).mean() - 1.0
     rsi = _rsi(close)
-    rsi[close.diff().rolling(14).count() < 14] = np.nan
+    rsi[close.diff().rolling(14, min_periods=0).count() < 14] = np.nan  # warm-up stays NaN
     f["rsi_14"] = rsi - 0.5
     ema12 = close.ewm(span=12, adjust=False, min_periods=12).mean()
     ema26 = close.ewm(span=26, adjust=False, min_periods=26).mean()
@@ -76,7 +144,19 @@ def build_features(prices: pd.DataFrame) -> pd.DataFrame:
     f["close_loc"] = ((close - low) / span).fillna(0.5) - 0.5
     logv = np.log1p(prices["volume"])
     f["volume_ma20"] = logv - logv.rolling(20).mean()
-    return f[list(FEATURE_NAMES)].astype("float64")
+    return f[list(names)].astype("float64")
+
+
+def feature_table_markdown() -> str:
+    """Which built-in features each input shape gets (a Markdown table for the README)."""
+    shapes = {"OHLCV": PRICE_COLUMNS, "OHLC": ("open", "high", "low", "close"),
+              "close + volume": ("close", "volume"), "close only": ("close",)}
+    lines = ["| feature | needs | " + " | ".join(shapes) + " |",
+             "|---|---|" + "---|" * len(shapes)]
+    for name in FEATURE_NAMES:
+        marks = ["yes" if name in supported_features(cols) else "-" for cols in shapes.values()]
+        lines.append(f"| `{name}` | {', '.join(FEATURE_INPUTS[name])} | " + " | ".join(marks) + " |")
+    return "\n".join(lines)
 
 
 def realized_volatility(close: pd.Series, window: int) -> pd.Series:
@@ -98,3 +178,10 @@ def first_valid_row(features: pd.DataFrame) -> int:
     ok = features.notna().all(axis=1).to_numpy()
     hits = np.flatnonzero(ok)
     return int(hits[0]) if hits.size else len(features)
+
+
+def warmup_rows(features: pd.DataFrame) -> dict[str, int]:
+    """Each column's warm-up: the position of its first finite value (``len`` if none)."""
+    finite = np.isfinite(features.to_numpy(float))
+    return {str(c): int(np.argmax(finite[:, i])) if finite[:, i].any() else len(features)
+            for i, c in enumerate(features.columns)}
