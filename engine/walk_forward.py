@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,9 +18,10 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from data.errors import DataError
-from data.features import build_features, first_valid_row, next_return, realized_volatility
+from data.features import first_valid_row, next_return, realized_volatility
 from engine.cache import FoldCache, fold_key
 from engine.config import Config, ConfigError
+from engine.feature_set import feature_frame, feature_set_id
 from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
 from engine.models import KNNRegressor, LSTMRegressor, params_from
@@ -59,9 +60,15 @@ def lstm_columns(cfg: Config) -> list[str]:
     return ["lstm"] if len(lbs) == 1 else [f"lstm_{lb}" for lb in lbs]
 
 
-def prepare(prices: pd.DataFrame, cfg: Config) -> Prepared:
-    """Features, labels, regimes and lookback windows for the whole frame (built once)."""
-    feats = build_features(prices)
+def prepare(prices: pd.DataFrame, cfg: Config, available: Iterable[str] | None = None,
+            custom: pd.DataFrame | None = None) -> Prepared:
+    """Features, labels, regimes and lookback windows for the whole frame (built once).
+
+    The features are ``cfg.features``: the built-ins it names (default: all that
+    ``available``, the price columns that truly came from the file, allow) and
+    the custom ones, computed here or passed precomputed as ``custom``.
+    """
+    feats = feature_frame(prices, cfg.features, available, custom=custom)
     vol = realized_volatility(prices["close"], cfg.regime.vol_window)
     start = max(first_valid_row(feats), first_valid_row(vol.to_frame()))
     first_sample = start + cfg.max_lookback - 1
@@ -171,14 +178,21 @@ def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
     """Key of a fold's fitted models: model config, seed, boundaries, and every row they saw.
 
     Training ends with the label known at the close of ``test_start``, so rows
-    ``[0, test_start]`` determine the fit (warm-start chain included).
+    ``[0, test_start]`` determine the fit (warm-start chain included). The
+    feature set (names, custom references and their source hashes) and the
+    feature rows the fit saw are part of the key too, so feature sets never
+    share entries and a feature that reads later rows is never a cache hit.
     """
     model_cfg = {k: cfg.to_dict()[k] for k in ("walk_forward", "lstm")}
     for volatile in ("device", "threads", "mc_passes"):
         model_cfg["lstm"].pop(volatile)
-    digest = hashlib.sha256(prep.raw[: fold.test_start + 1].tobytes()).hexdigest()
+    rows = fold.test_start + 1
+    digest = hashlib.sha256(prep.raw[:rows].tobytes()).hexdigest()
+    feats = hashlib.sha256(np.ascontiguousarray(prep.features[:rows]).tobytes()).hexdigest()
     return fold_key({"v": MODEL_VERSION, "torch": torch.__version__, "cfg": model_cfg, "seed": cfg.seed, "first": prep.first_sample,
-                     "fold": fold.__dict__, "data": digest})
+                     "fold": fold.__dict__, "data": digest,
+                     "features": {**feature_set_id(cfg.features), "shape": prep.features.shape[1],
+                                  "rows": feats}})
 
 
 def run_walk_forward(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
