@@ -1,0 +1,360 @@
+"""Pooled walk-forward: one LSTM and one KNN per fold, fitted on every symbol of a universe.
+
+Folds are positional on the union calendar of the symbols, anchored at its
+start, so a fold's boundaries never depend on data after them. At each fold
+the models are fitted on the training samples of every symbol that has
+enough history (features per symbol and scale-free; the estimators' scalers
+see the pooled training rows only), and predict every symbol trading in the
+fold's test span. A training sample is used only if its label is known at
+the close of the fold's first decision bar on the union calendar (a symbol
+with missing bars learns its label later).
+
+Labels may be normalised per date across the universe (``model.label``:
+``cs_rank``/``cs_zscore``, computed per fold from the training rows only);
+forecasts are then mapped back to return units with the training span's
+mean cross-sectional std of raw labels (a forecast of the return relative to
+the day's cross-section). ``y_true`` and every metric stay raw.
+
+Predictions are computed one decision date at a time, so a row's forecast
+never depends on which rows (symbols, later dates) are predicted with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+
+from data.cross_section import normalise
+from data.errors import DataError
+from data.features import first_valid_row, next_return, realized_volatility
+from data.loader import PriceData
+from engine.cache import FoldCache, fold_key
+from engine.config import Config
+from engine.feature_set import feature_frame, feature_set_id
+from engine.folds import Fold, bars_needed, make_folds
+from engine.fusion import fuse
+from engine.models.knn import KNNRegressor
+from engine.models.lstm import MODEL_VERSION
+from engine.regime import classify, fit_threshold
+from engine.seeding import derive_seed
+from engine.walk_forward import Progress, WalkForwardResult, lstm_columns, lstm_estimator
+
+# Pooled LSTM batch: ``lstm.batch_size`` x symbols in the fold's training set (as many
+# optimiser steps per epoch as one symbol's fit), capped here.
+MAX_POOLED_BATCH = 4096
+POOLED_VERSION = "pooled-1"
+
+
+@dataclass
+class PooledResult(WalkForwardResult):
+    """:class:`WalkForwardResult` of a pooled run; ``excluded`` lists symbols too short to enter."""
+
+    excluded: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Universe:
+    """Features, labels and sample table of every symbol, on the union calendar."""
+
+    dates: pd.DatetimeIndex
+    symbols: list[str]
+    X: np.ndarray  # [all bars of all symbols, features] float32, symbols concatenated
+    first_sample: int  # union position of the earliest sample
+    # sample table: one entry per (symbol, bar) with a full feature window, sorted by (pos, symbol)
+    sym: np.ndarray
+    row: np.ndarray  # row in X
+    pos: np.ndarray  # union calendar position
+    label: np.ndarray  # raw next-horizon return (NaN if unknown)
+    known: np.ndarray  # union position at whose close the label is known (+gap); huge if never
+    vol: np.ndarray
+    persistence: np.ndarray
+    market_vol: np.ndarray  # [union bars] cross-sectional median of realised vol
+    date_starts: np.ndarray  # [union bars + 1] sample-table slice of each union position
+    raw_hash_rows: list[tuple[np.ndarray, np.ndarray]]  # per symbol: (union pos, OHLCV rows)
+    excluded: list[str]
+
+
+def _features(data: PriceData, cfg: Config, panel: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The configured feature set of one symbol (custom features see the universe's panel)."""
+    # ``available``: the price columns that truly came from the file, when the loader records them
+    return feature_frame(data.frame, cfg.features, getattr(data, "available", None), panel=panel)
+
+
+def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
+    """Per-symbol features and labels, mapped onto the union calendar (built once)."""
+    if len(datas) < 1:
+        raise DataError("a pooled walk-forward needs at least one symbol")
+    names = [d.symbol for d in datas]
+    if len(set(names)) != len(names):
+        raise DataError("symbol names must be unique in a universe")
+    dates = pd.DatetimeIndex(sorted(set().union(*(d.frame.index for d in datas))), name="date")
+    h, gap = cfg.walk_forward.horizon, cfg.walk_forward.gap
+    never = np.iinfo(np.int64).max // 4
+    feats, vols, per = [], [], []
+    panel = {d.symbol: d.frame for d in datas} if cfg.features.custom else {}
+    for d in datas:
+        f = _features(d, cfg, panel)
+        v = realized_volatility(d.frame["close"], cfg.regime.vol_window)
+        feats.append(f.to_numpy(float))
+        vols.append(v.to_numpy(float))
+        per.append((f, v))
+    n_feat = feats[0].shape[1]
+    if any(f.shape[1] != n_feat for f in feats):
+        raise DataError("symbols of a universe must have the same features (same OHLCV columns)")
+    upos = [dates.get_indexer(d.frame.index) for d in datas]
+    all_feat = np.concatenate(feats)
+    all_pos = np.concatenate(upos)
+    if cfg.model.cs_features != "none":
+        cs = normalise(all_feat, all_pos, cfg.model.cs_features)
+        all_feat = np.concatenate([all_feat, cs], axis=1)
+    X = np.ascontiguousarray(np.nan_to_num(all_feat, nan=0.0).astype(np.float32))
+    all_vol = np.concatenate(vols)
+    mv = pd.Series(all_vol).groupby(all_pos).median()
+    market_vol = mv.reindex(range(len(dates))).to_numpy(float)
+    cols: dict[str, list[np.ndarray]] = {k: [] for k in
+                                         ("sym", "row", "pos", "label", "known", "vol", "persistence")}
+    excluded, hash_rows = [], []
+    offset = 0
+    for j, d in enumerate(datas):
+        f, v = per[j]
+        n = len(d.frame)
+        close = d.frame["close"]
+        start = max(first_valid_row(f), first_valid_row(v.to_frame()))
+        first = start + cfg.max_lookback - 1
+        hash_rows.append((upos[j], np.ascontiguousarray(
+            d.frame[["open", "high", "low", "close", "volume"]].to_numpy(float))))
+        if first >= n:
+            excluded.append(d.symbol)
+            offset += n
+            continue
+        bars = np.arange(first, n)
+        known = np.full(n, never, dtype=np.int64)
+        known[: n - h] = upos[j][h:] + gap
+        cols["sym"].append(np.full(len(bars), j))
+        cols["row"].append(offset + bars)
+        cols["pos"].append(upos[j][bars])
+        cols["label"].append(next_return(close, h).to_numpy(float)[bars])
+        cols["known"].append(known[bars])
+        cols["vol"].append(vols[j][bars])
+        cols["persistence"].append((close / close.shift(h) - 1.0).to_numpy(float)[bars])
+        offset += n
+    if not cols["sym"]:
+        raise DataError(f"too little data: no symbol reaches its first sample "
+                        f"(feature warm-up + lookback {cfg.max_lookback})")
+    table = {k: np.concatenate(v) for k, v in cols.items()}
+    order = np.lexsort((table["sym"], table["pos"]))
+    table = {k: v[order] for k, v in table.items()}
+    first_sample = int(table["pos"][0])
+    return Universe(dates=dates, symbols=names, X=X, first_sample=first_sample,
+                    market_vol=market_vol,
+                    date_starts=np.searchsorted(table["pos"], np.arange(len(dates) + 1)),
+                    raw_hash_rows=hash_rows, excluded=excluded, **table)
+
+
+def pooled_folds(uni: Universe, cfg: Config) -> list[Fold]:
+    """Positional folds on the union calendar, anchored at its first sample."""
+    wf = cfg.walk_forward
+    needed = bars_needed(uni.first_sample, wf.train_window, wf.gap, wf.horizon)
+    if len(uni.dates) < needed:
+        raise DataError(
+            f"too little data: the union calendar has {len(uni.dates)} dates, the configuration "
+            f"needs at least {needed} ({uni.first_sample} warm-up + train_window {wf.train_window} "
+            f"+ purge and {wf.horizon + 1} bars to decide and score)")
+    return make_folds(len(uni.dates), uni.first_sample, wf.train_window, wf.step,
+                      mode=wf.mode, gap=wf.gap, horizon=wf.horizon)
+
+
+def _windows(uni: Universe, lb: int, rows: np.ndarray) -> np.ndarray:
+    return uni.X[uni.row[rows][:, None] + np.arange(1 - lb, 1)[None, :]]
+
+
+def train_rows(uni: Universe, fold: Fold) -> np.ndarray:
+    """Sample-table rows a fold may learn from: in its window, label known at its first decision."""
+    lo, hi = uni.date_starts[fold.train_start], uni.date_starts[fold.train_end]
+    rows = np.arange(lo, hi)
+    ok = (uni.known[rows] <= fold.test_start) & np.isfinite(uni.label[rows])
+    return rows[ok]
+
+
+def _targets(uni: Universe, rows: np.ndarray, cfg: Config) -> tuple[np.ndarray, float]:
+    """Training targets (raw or normalised per date over the training rows) and their return scale."""
+    y = uni.label[rows]
+    if cfg.model.label == "raw":
+        return y, 1.0
+    pos = uni.pos[rows]
+    cs_std = pd.Series(y).groupby(pos).std(ddof=0).to_numpy()
+    scale = float(np.nanmean(cs_std)) if np.isfinite(cs_std).any() else 1.0
+    return normalise(y, pos, cfg.model.label), scale
+
+
+def _batch_size(cfg: Config, n_symbols: int) -> int:
+    return int(min(MAX_POOLED_BATCH, max(cfg.lstm.batch_size, cfg.lstm.batch_size * n_symbols)))
+
+
+def fit_pooled_fold(uni: Universe, fold: Fold, cfg: Config,
+                    init: dict[int, dict] | None = None) -> dict[int, dict]:
+    """Fit the fold's pooled LSTM(s); their states by lookback."""
+    rows = train_rows(uni, fold)
+    y, _ = _targets(uni, rows, cfg)
+    batch = _batch_size(cfg, len(np.unique(uni.sym[rows])))
+    states = {}
+    for lb in cfg.lookbacks:
+        seed = derive_seed(cfg.seed, "pooled-lstm", lb, fold.index)
+        warm = None
+        if init is not None:
+            warm = {k[len("module."):]: v for k, v in init[lb].items() if k.startswith("module.")}
+        model = lstm_estimator(cfg, seed).set_params(batch_size=batch)
+        model.fit(_windows(uni, lb, rows), y, init_params=warm)
+        states[lb] = model.get_state()
+    return states
+
+
+def predict_pooled_fold(uni: Universe, fold: Fold, cfg: Config, states: dict[int, dict]) -> dict:
+    """Forecasts of every (symbol, bar) in the fold's test span, one decision date at a time."""
+    rows = train_rows(uni, fold)
+    y, scale = _targets(uni, rows, cfg)
+    c = cfg.knn
+    knn = KNNRegressor(n_neighbors=c.n_neighbors, validation_fraction=c.validation_fraction)
+    knn.fit(uni.X[uni.row[rows]], y)
+    models = []
+    for lb in cfg.lookbacks:
+        seed = derive_seed(cfg.seed, "pooled-lstm", lb, fold.index)
+        models.append((lb, lstm_estimator(cfg, seed).set_state(states[lb])))
+    test = np.arange(uni.date_starts[fold.test_start], uni.date_starts[fold.test_end])
+    lstm_pred = np.empty((len(models), len(test)))
+    lstm_conf = np.empty((len(models), len(test)))
+    knn_pred, knn_conf = np.empty(len(test)), np.empty(len(test))
+    base = uni.date_starts[fold.test_start]
+    for p in range(fold.test_start, fold.test_end):
+        lo, hi = uni.date_starts[p], uni.date_starts[p + 1]
+        if hi == lo:
+            continue
+        sl = slice(lo - base, hi - base)
+        day = np.arange(lo, hi)
+        for i, (lb, m) in enumerate(models):
+            lstm_pred[i, sl], lstm_conf[i, sl] = m.predict_with_confidence(_windows(uni, lb, day))
+        knn_pred[sl], knn_conf[sl] = knn.predict_with_confidence(uni.X[uni.row[day]])
+    conf = np.mean(lstm_conf, axis=0)
+    if np.isnan(conf).all() and len(models) > 1:
+        conf = -np.log(np.std(lstm_pred, axis=0) + 1e-12)
+    # per-symbol training mean of raw labels (pooled mean for a symbol without training rows)
+    raw = uni.label[rows]
+    n_sym = len(uni.symbols)
+    cnt = np.bincount(uni.sym[rows], minlength=n_sym)
+    tot = np.bincount(uni.sym[rows], weights=raw, minlength=n_sym)
+    sym_mean = np.where(cnt > 0, tot / np.maximum(cnt, 1), float(raw.mean()))
+    if cfg.model.regime_source == "market":
+        regime_vol = uni.market_vol[fold.train_start:fold.train_end]
+        test_vol = uni.market_vol[uni.pos[test]]
+    else:
+        regime_vol = uni.vol[rows]
+        test_vol = uni.vol[test]
+    return {
+        "rows": test, "lstm": lstm_pred * scale, "lstm_conf": conf,
+        "knn": knn_pred * scale, "knn_conf": knn_conf, "knn_k": knn.k_,
+        "threshold": fit_threshold(regime_vol, cfg.regime.quantile), "regime_vol": test_vol,
+        "train_mean": sym_mean[uni.sym[test]], "n_train": len(rows),
+        "n_symbols": int((cnt > 0).sum()), "label_scale": scale,
+    }
+
+
+def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
+    """Per fold: model config, seed, boundaries, and a hash of every symbol's rows up to its decision."""
+    d = cfg.to_dict()
+    model_cfg = {k: d[k] for k in ("walk_forward", "lstm")}
+    model_cfg["features"] = feature_set_id(cfg.features)
+    model_cfg["model"] = {k: d["model"][k] for k in ("scope", "label", "cs_features")}
+    for volatile in ("device", "threads", "mc_passes"):
+        model_cfg["lstm"].pop(volatile)
+    running = hashlib.sha256()
+    done = [0] * len(uni.symbols)
+    keys = []
+    for f in folds:
+        for j, (pos, raw) in enumerate(uni.raw_hash_rows):
+            upto = int(np.searchsorted(pos, f.test_start, side="right"))
+            if upto > done[j]:
+                running.update(uni.symbols[j].encode() + b"\0")
+                running.update(uni.dates[pos[done[j]:upto]].asi8.tobytes())
+                running.update(raw[done[j]:upto].tobytes())
+                done[j] = upto
+        keys.append(fold_key({"v": MODEL_VERSION, "pooled": POOLED_VERSION, "torch": torch.__version__,
+                              "cfg": model_cfg, "seed": cfg.seed, "first": uni.first_sample,
+                              "batch_cap": MAX_POOLED_BATCH, "fold": f.__dict__,
+                              "data": running.copy().hexdigest()}))
+    return keys
+
+
+def run_pooled_walk_forward(datas: Sequence[PriceData], cfg: Config, *,
+                            cache: FoldCache | None = None,
+                            progress: Progress | None = None) -> PooledResult:
+    """Pooled walk-forward over a universe; predictions have one row per symbol and decision bar."""
+    uni = prepare_universe(datas, cfg)
+    folds = pooled_folds(uni, cfg)
+    keys = _cache_keys(uni, folds, cfg) if cache is not None else []
+    old_threads = torch.get_num_threads()
+    if cfg.lstm.threads:
+        torch.set_num_threads(cfg.lstm.threads)
+    outputs = []
+    try:
+        states: dict[int, dict] | None = None
+        for k, fold in enumerate(folds):
+            st = None
+            if cache is not None:
+                entry = cache.get(keys[k])
+                if entry is not None and set(entry.get("states", {})) == set(cfg.lookbacks):
+                    st = entry["states"]
+            if st is None:
+                init = states if cfg.lstm.warm_start and k > 0 else None
+                st = fit_pooled_fold(uni, fold, cfg, init=init)
+                if cache is not None:
+                    cache.put(keys[k], {"states": st})
+            states = st
+            outputs.append(predict_pooled_fold(uni, fold, cfg, st))
+            if progress is not None:
+                progress(k + 1, len(folds))
+    finally:
+        torch.set_num_threads(old_threads)
+    return _assemble(uni, folds, outputs, cfg, cache)
+
+
+def _assemble(uni: Universe, folds: list[Fold], outputs: list[dict], cfg: Config,
+              cache: FoldCache | None) -> PooledResult:
+    cols = lstm_columns(cfg)
+    parts = []
+    for fold, out in zip(folds, outputs, strict=True):
+        test = out["rows"]
+        frame = pd.DataFrame({"date": uni.dates[uni.pos[test]],
+                              "symbol": np.asarray(uni.symbols, dtype=object)[uni.sym[test]],
+                              "fold": fold.index, "y_true": uni.label[test]})
+        for i, c in enumerate(cols):
+            frame[c] = out["lstm"][i]
+        frame["knn"] = out["knn"]
+        frame["regime"] = classify(out["regime_vol"], out["threshold"])
+        frame["lstm_conf"] = out["lstm_conf"]
+        frame["knn_conf"] = out["knn_conf"]
+        frame["knn_k"] = int(out["knn_k"])
+        frame["train_mean"] = out["train_mean"]
+        frame["persistence"] = uni.persistence[test]
+        frame["vol"] = uni.vol[test]
+        frame["_known_until"] = uni.known[test]
+        frame["_test_start"] = fold.test_start
+        parts.append(frame)
+    pred = pd.concat(parts, ignore_index=True)
+    if len(cols) > 1:
+        pred.insert(4, "lstm", pred[cols].mean(axis=1))
+    pred = fuse(pred, pred.pop("_known_until").to_numpy(), pred.pop("_test_start").to_numpy(),
+                cfg, cols)
+    fold_table = pd.DataFrame(
+        [{"fold": f.index, "train_start": uni.dates[f.train_start],
+          "train_end": uni.dates[f.train_end - 1], "test_start": uni.dates[f.test_start],
+          "test_end": uni.dates[f.test_end - 1], "train_size": o["n_train"],
+          "vol_threshold": float(o["threshold"]), "n_symbols": o["n_symbols"],
+          "label_scale": o["label_scale"]}
+         for f, o in zip(folds, outputs, strict=True)])
+    return PooledResult(pred, fold_table, cols, cache.hits if cache else 0,
+                        cache.misses if cache else 0, excluded=list(uni.excluded))
