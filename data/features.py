@@ -7,6 +7,7 @@ feature, so a 1999 bar and a 2018 bar are comparable for KNN distances.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -104,7 +105,7 @@ def select_features(include: Sequence[str] | None = None,
     return tuple(n for n in FEATURE_NAMES if n in set(include))
 
 
-def build_features(prices: pd.DataFrame, include: Sequence[str] | None = None,
+def build_features(prices: pd.DataFrame, include: Sequence[str] | Any | None = None,
                    available: Iterable[str] | None = None) -> pd.DataFrame:
     """Feature matrix aligned with ``prices`` (NaN during each feature's warm-up).
 
@@ -116,7 +117,13 @@ def build_features(prices: pd.DataFrame, include: Sequence[str] | None = None,
 
     ``include`` picks built-ins by name (default: all that ``available``, the
     columns that truly came from the file, allow); see :func:`select_features`.
+    A ``FeaturesConfig`` (``cfg.features``) gives the whole configured set,
+    custom features included (:func:`engine.feature_set.feature_frame`).
     """
+    if include is not None and hasattr(include, "custom"):
+        from engine.feature_set import feature_frame  # lazy: engine depends on data
+
+        return feature_frame(prices, include, available)  # type: ignore[arg-type]
     names = select_features(include, available)
     close, high, low = prices["close"], prices["high"], prices["low"]
     r = log_returns(close)
