@@ -7,8 +7,9 @@ Definitions (per model, over rows where both the forecast and ``y`` are finite):
   ``sign(forecast) == sign(y)``. A forecast of exactly 0 predicts no direction and
   is counted as a miss, so the constant ``zero`` baseline scores 0.0 rather than a
   free 50%. NaN when no row has ``y != 0``.
-* ``ic``: Spearman rank correlation of forecast and ``y``; NaN when either side
-  is constant or fewer than 3 rows remain.
+* ``ic``: Spearman rank correlation of forecast and ``y``; NaN (``None`` in
+  :func:`forecast_summary`, with the reason under ``ic_undefined``) when either
+  side is constant, e.g. the ``zero`` forecast, or fewer than 3 rows remain.
 * ``n``: rows used for ``mse``/``mae``/``ic``.
 
 The constant ``zero`` forecast is always reported; when ``predictions`` has no
@@ -45,11 +46,24 @@ def forecast_values(predictions: pd.DataFrame, model: str) -> np.ndarray:
     return pd.to_numeric(predictions[model], errors="coerce").to_numpy(dtype=float)
 
 
+def ic_undefined_reason(forecast: np.ndarray, outcome: np.ndarray) -> str | None:
+    """Why :func:`spearman_ic` is undefined for these finite pairs, or None if it is defined."""
+    f = np.asarray(forecast, dtype=float)
+    y = np.asarray(outcome, dtype=float)
+    if f.size < 3:
+        return f"fewer than 3 rows ({f.size})"
+    if np.ptp(f) == 0:
+        return "constant forecast: a rank correlation is undefined"
+    if np.ptp(y) == 0:
+        return "constant outcome: a rank correlation is undefined"
+    return None
+
+
 def spearman_ic(forecast: np.ndarray, outcome: np.ndarray) -> float:
     """Spearman rank correlation, NaN for constant inputs or fewer than 3 points."""
     f = np.asarray(forecast, dtype=float)
     y = np.asarray(outcome, dtype=float)
-    if f.size < 3 or np.ptp(f) == 0 or np.ptp(y) == 0:
+    if ic_undefined_reason(f, y) is not None:
         return math.nan
     rf, ry = rankdata(f), rankdata(y)
     rf -= rf.mean()
@@ -139,11 +153,53 @@ def _json_number(value: float | int) -> float | int | None:
 
 def forecast_summary(
     predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true"
-) -> dict[str, dict[str, float | int | None]]:
+) -> dict[str, dict[str, float | int | str | None]]:
     """``{model: {mse, mae, direction_accuracy, ic, n}}`` with NaN as ``None``
-    (JSON-serialisable with the stdlib ``json`` module)."""
+    (JSON-serialisable with the stdlib ``json`` module). Where ``ic`` is ``None``
+    the entry also has ``ic_undefined``: the reason (the ``zero`` forecast is
+    constant, so its rank correlation does not exist); print it as "n/a"."""
     table = forecast_table(predictions, models, y=y)
-    return {
-        str(model): {col: _json_number(row[col]) for col in METRIC_COLUMNS}
-        for model, row in table.astype(object).iterrows()
+    outcome = pd.to_numeric(predictions[y], errors="coerce").to_numpy(dtype=float)
+    out: dict[str, dict[str, float | int | str | None]] = {}
+    for model, row in table.astype(object).iterrows():
+        entry: dict[str, float | int | str | None] = {
+            col: _json_number(row[col]) for col in METRIC_COLUMNS
+        }
+        if entry["ic"] is None:
+            f = forecast_values(predictions, str(model))
+            ok = np.isfinite(f) & np.isfinite(outcome)
+            entry["ic_undefined"] = ic_undefined_reason(f[ok], outcome[ok]) or "not finite"
+        out[str(model)] = entry
+    return out
+
+
+def relative_mse(
+    predictions: pd.DataFrame,
+    models: Sequence[str],
+    y: str = "y_true",
+    baseline: str = ZERO,
+) -> pd.DataFrame:
+    """Each model's MSE divided by ``baseline``'s MSE on the SAME rows.
+
+    Rows are those where ``y``, ``baseline`` and every model in ``models`` are
+    finite, so a model that drops rows (a longer lookback) cannot be compared
+    with a baseline measured on more, or different, rows. Returns one row per
+    model (``baseline`` included, ratio 1) with columns ``mse``,
+    ``mse_vs_<baseline>`` and ``n`` (the common row count); index ``model``.
+    """
+    names = list(dict.fromkeys([*models, baseline]))
+    outcome = pd.to_numeric(predictions[y], errors="coerce").to_numpy(dtype=float)
+    values = {m: forecast_values(predictions, m) for m in names}
+    common = np.isfinite(outcome)
+    for v in values.values():
+        common &= np.isfinite(v)
+    n = int(common.sum())
+    mse = {
+        m: float(np.mean((outcome[common] - v[common]) ** 2)) if n else math.nan
+        for m, v in values.items()
     }
+    base = mse[baseline]
+    ratio = {m: (v / base if base > 0 else math.nan) for m, v in mse.items()}
+    table = pd.DataFrame({"mse": mse, f"mse_vs_{baseline}": ratio, "n": n})
+    table.index.name = "model"
+    return table

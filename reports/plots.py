@@ -25,6 +25,7 @@ from reports.trading_metrics import drawdown_series
 
 DPI = 80
 FIGSIZE = (9.0, 3.0)
+FOLD_YLIM = (0.8, 1.3)
 _RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
 
 
@@ -62,7 +63,9 @@ def _plot(draw: Callable[[Axes], None], alt: str, figsize: tuple[float, float] =
     return fig_to_img(fig, alt)
 
 
-def plot_equity(returns: pd.Series, benchmark: pd.Series | None = None) -> str:
+def plot_equity(
+    returns: pd.Series, benchmark: pd.Series | None = None, benchmark_label: str = "benchmark"
+) -> str:
     """Compounded growth of 1 for the strategy and (optionally) the benchmark."""
     r = pd.to_numeric(returns, errors="coerce").dropna()
     if r.empty:
@@ -72,14 +75,16 @@ def plot_equity(returns: pd.Series, benchmark: pd.Series | None = None) -> str:
         ax.plot(r.index, (1 + r).cumprod(), label="strategy", lw=1.2)
         if benchmark is not None and len(benchmark):
             b = pd.to_numeric(benchmark, errors="coerce").reindex(r.index).fillna(0.0)
-            ax.plot(b.index, (1 + b).cumprod(), label="benchmark", lw=1.0, alpha=0.8)
+            ax.plot(b.index, (1 + b).cumprod(), label=benchmark_label, lw=1.0, alpha=0.8)
         ax.set_title("Equity (growth of 1)")
         ax.legend(loc="upper left")
 
     return _plot(draw, "equity vs benchmark")
 
 
-def plot_drawdown(returns: pd.Series, benchmark: pd.Series | None = None) -> str:
+def plot_drawdown(
+    returns: pd.Series, benchmark: pd.Series | None = None, benchmark_label: str = "benchmark"
+) -> str:
     """Underwater curves of the strategy and (optionally) the benchmark."""
     r = pd.to_numeric(returns, errors="coerce").dropna()
     if r.empty:
@@ -90,7 +95,7 @@ def plot_drawdown(returns: pd.Series, benchmark: pd.Series | None = None) -> str
         ax.fill_between(dd.index, dd.to_numpy(), 0.0, alpha=0.5, label="strategy")
         if benchmark is not None and len(benchmark):
             b = pd.to_numeric(benchmark, errors="coerce").reindex(r.index).fillna(0.0)
-            ax.plot(b.index, drawdown_series(b), lw=0.9, color="grey", label="benchmark")
+            ax.plot(b.index, drawdown_series(b), lw=0.9, color="grey", label=benchmark_label)
         ax.set_title("Drawdown")
         ax.legend(loc="lower left")
 
@@ -147,8 +152,10 @@ def plot_cumulative_forecast(
 def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true") -> str:
     """MSE per walk-forward fold relative to the zero forecast (1.0 = as good as zero).
 
-    Few folds: grouped bars. Many folds: one line per model (and the cumulative
-    ratio, which shows whether any model beats zero over time).
+    Few folds: grouped bars. Many folds: one line per model of the cumulative
+    ratio, which shows whether any model beats zero over time; the y range is
+    :data:`FOLD_YLIM` and each legend entry gives the final ratio (marked "off
+    scale" when the line leaves the range, e.g. persistence at about 2).
     """
     if predictions.empty or "fold" not in predictions.columns:
         return no_data("per-fold MSE")
@@ -172,13 +179,16 @@ def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_
         else:
             cum = wide[order].cumsum().div(wide["zero"].cumsum(), axis=0)
             for model in order:
-                ax.plot(rel.index, cum[model].to_numpy(), lw=1.2, label=f"{model} (cumulative)")
-            ax.set_ylim(0.8, 1.3)
+                final = float(cum[model].iloc[-1])
+                off = "" if FOLD_YLIM[0] <= final <= FOLD_YLIM[1] else ", off scale"
+                ax.plot(rel.index, cum[model].to_numpy(), lw=1.2,
+                        label=f"{model} (cumulative, ends {final:.3f}{off})")
+            ax.set_ylim(*FOLD_YLIM)
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
         ax.set_xlabel("fold")
         ax.set_ylabel("MSE / zero-forecast MSE")
         ax.set_title("Forecast error per fold relative to a zero forecast (below 1 beats zero)")
-        ax.legend(loc="upper left", ncols=min(len(order), 4), fontsize=7)
+        ax.legend(loc="upper left", ncols=min(len(order), 3), fontsize=7)
 
     return _plot(draw, "per-fold MSE relative to zero forecast")
 
@@ -243,11 +253,13 @@ def model_figures(
     positions: pd.DataFrame | None = None,
     target_model: str = "fused",
     y: str = "y_true",
+    *,
+    benchmark_label: str = "benchmark",
 ) -> dict[str, str]:
     """All figures of the models section, title -> HTML fragment."""
     return {
-        "Equity vs benchmark": plot_equity(returns, benchmark),
-        "Drawdown": plot_drawdown(returns, benchmark),
+        f"Equity vs {benchmark_label}": plot_equity(returns, benchmark, benchmark_label),
+        "Drawdown": plot_drawdown(returns, benchmark, benchmark_label),
         "Alpha and regime": plot_alpha_regime(predictions),
         f"Cumulative {target_model} forecast vs realised": plot_cumulative_forecast(
             predictions, target_model, y

@@ -28,6 +28,9 @@ border-bottom:1px solid #eee}
 """
 
 
+MAX_TABLE_FOLDS = 24  # more folds than this: the figure only, no wall of numbers
+
+
 def _fmt(value: object) -> str:
     if isinstance(value, (float, np.floating)):
         if not math.isfinite(value):
@@ -74,6 +77,29 @@ def fold_mse_table(
     return wide
 
 
+def fold_section(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true") -> str:
+    """A line pointing to ``fold_errors.csv``, plus the fold x model MSE table only
+    when there are at most :data:`MAX_TABLE_FOLDS` folds."""
+    folds = fold_mse_table(predictions, models, y)
+    note = (
+        f'<p class="note">{len(folds)} walk-forward folds. The figure above plots the '
+        "per-fold errors; every model's per-fold MSE, MAE, direction accuracy and IC are "
+        'in the run folder\'s <a href="fold_errors.csv">fold_errors.csv</a>.</p>'
+    )
+    if len(folds) > MAX_TABLE_FOLDS:
+        return note
+    return note + "\n" + table_html(folds)
+
+
+def ic_as_text(table: pd.DataFrame) -> pd.DataFrame:
+    """The forecast table with an undefined IC (constant forecast) shown as "n/a"."""
+    if "ic" not in table.columns:
+        return table
+    out = table.astype({"ic": object})
+    out.loc[out["ic"].isna(), "ic"] = "n/a"
+    return out
+
+
 def trades_summary(trades: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
     """Counts by status x side, plus totals (trades, commission)."""
     if trades is None or trades.empty:
@@ -99,8 +125,13 @@ def performance_table(
     trades: pd.DataFrame | None,
     equity: pd.DataFrame | None,
     n_trials: int,
+    benchmark_label: str = "benchmark",
 ) -> pd.DataFrame:
-    """Strategy (and benchmark) metrics with PSR and DSR rows."""
+    """Strategy (and benchmark) metrics with PSR and DSR rows.
+
+    ``dsr`` is :func:`reports.significance.deflated_sharpe_ratio` of the returns over
+    ``n_trials`` configurations tried, the same call as ``summary.json``'s
+    ``deflated_sharpe``."""
     cols = {
         "strategy": strategy_metrics(
             returns, periods_per_year, positions=positions, trades=trades, equity=equity
@@ -109,8 +140,8 @@ def performance_table(
     cols["strategy"]["psr"] = probabilistic_sharpe_ratio(returns)
     cols["strategy"]["dsr"] = deflated_sharpe_ratio(returns, n_trials)
     if benchmark is not None and len(benchmark):
-        cols["benchmark"] = strategy_metrics(benchmark, periods_per_year)
-        cols["benchmark"]["psr"] = probabilistic_sharpe_ratio(benchmark)
+        cols[benchmark_label] = strategy_metrics(benchmark, periods_per_year)
+        cols[benchmark_label]["psr"] = probabilistic_sharpe_ratio(benchmark)
     return pd.DataFrame(cols)
 
 
@@ -127,22 +158,34 @@ def models_section(
     target_model: str = "fused",
     y: str = "y_true",
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
+    n_trials: int = 1,
+    benchmark_label: str = "Benchmark",
 ) -> str:
-    """The whole "Models" ``<div>`` (with its own ``<style>``)."""
+    """The whole "Models" ``<div>`` (with its own ``<style>``).
+
+    ``n_trials``: configurations tried (``report.n_trials``), for the deflated
+    Sharpe ratio, as in ``summary.json``. ``benchmark_label`` names the benchmark
+    in tables and figures. Per-fold errors are a figure; the table is shown only
+    for at most :data:`MAX_TABLE_FOLDS` folds (the numbers are in ``fold_errors.csv``).
+    """
     esc = html.escape
+    n_trials = int(n_trials)
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1 (got {n_trials})")
     parts = [f"<style>{SECTION_CSS}</style>", '<div id="lstmknn-models">', "<h2>Models</h2>"]
     parts.append(
         f'<p class="note">Annualisation factor: <b>{periods_per_year:g}</b> periods per year '
-        f"({esc(ppy_source)}). Sharpe ratios in PSR/DSR are per period; DSR uses "
-        f"{len(models)} trials (the models compared) and the strategy's own SR "
-        "estimation variance.</p>"
+        f"({esc(ppy_source)}). Sharpe ratios in PSR/DSR are per period; the deflated "
+        f"Sharpe ratio (dsr) deflates for <b>{n_trials}</b> configuration"
+        f"{'s' if n_trials != 1 else ''} tried (<code>report.n_trials</code>, the same "
+        "figure as summary.json) using the strategy's own SR estimation variance.</p>"
     )
-    n_trials = max(len(models), 1)
     parts += [
         "<h3>Performance</h3>",
         table_html(
             performance_table(
-                returns, benchmark, periods_per_year, positions, trades, equity, n_trials
+                returns, benchmark, periods_per_year, positions, trades, equity, n_trials,
+                benchmark_label,
             )
         ),
     ]
@@ -150,20 +193,23 @@ def models_section(
         "<h3>Forecast accuracy (out of sample)</h3>",
         f'<p class="note">DM: Diebold-Mariano (HLN-corrected, squared error) of '
         f"<b>{esc(target_model)}</b> vs each model; negative statistic favours "
-        f"{esc(target_model)}. Direction accuracy counts a zero forecast as a miss.</p>",
-        table_html(forecast_with_dm(predictions, models, target_model, y)),
+        f"{esc(target_model)}. Direction accuracy counts a zero forecast as a miss. "
+        "The IC (rank correlation) of the constant zero forecast is undefined: n/a.</p>",
+        table_html(ic_as_text(forecast_with_dm(predictions, models, target_model, y))),
     ]
-    for title, fragment in model_figures(
-        returns, benchmark, predictions, models, trades, positions, target_model, y
-    ).items():
+    figures = model_figures(
+        returns, benchmark, predictions, models, trades, positions, target_model, y,
+        benchmark_label=benchmark_label,
+    )
+    for title, fragment in figures.items():
         parts += [f"<h3>{esc(title)}</h3>", fragment]
+        if title == "MSE per fold" and "fold" in predictions.columns:
+            parts.append(fold_section(predictions, models, y))
     if "regime" in predictions.columns:
         parts += [
             "<h3>By regime</h3>",
-            table_html(per_group_table(predictions, models, "regime", y), index=False),
+            table_html(ic_as_text(per_group_table(predictions, models, "regime", y)), index=False),
         ]
-    if "fold" in predictions.columns:
-        parts += ["<h3>MSE per fold</h3>", table_html(fold_mse_table(predictions, models, y))]
     counts, totals = trades_summary(trades)
     parts += [
         "<h3>Trades</h3>",

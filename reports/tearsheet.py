@@ -15,6 +15,7 @@ import pandas as pd
 
 from reports.offline import make_offline
 from reports.periods import resolve_periods_per_year
+from reports.qs_charts import replace_quantstats_charts
 from reports.sections import models_section
 
 log = logging.getLogger(__name__)
@@ -47,15 +48,19 @@ def prepare_returns(series: pd.Series | pd.DataFrame, name: str = "Strategy") ->
     return s.dropna()
 
 
-def align_benchmark(benchmark: pd.Series | None, index: pd.DatetimeIndex) -> pd.Series | None:
-    """Benchmark returns on exactly ``index`` (missing bars are 0).
+def align_benchmark(
+    benchmark: pd.Series | None, index: pd.DatetimeIndex, label: str | None = None
+) -> pd.Series | None:
+    """Benchmark returns on exactly ``index`` (missing bars are 0), named ``label``
+    (default: the series' own name, else "Benchmark").
 
     Passing an identical index keeps quantstats off its re-alignment path, which
     resamples to calendar days and would zero out an intraday benchmark.
     """
     if benchmark is None:
         return None
-    b = prepare_returns(benchmark, name=str(getattr(benchmark, "name", None) or "Benchmark"))
+    name = label or str(getattr(benchmark, "name", None) or "Benchmark")
+    b = prepare_returns(benchmark, name=name)
     return b.reindex(index).fillna(0.0)
 
 
@@ -72,7 +77,10 @@ def quantstats_html(
     Runs with warnings silenced (pandas 3 ``Pandas4Warning`` on ``rename(inplace=)``,
     matplotlib 3.11 deprecations), the ``Arial`` font-fallback log muted, rcParams
     restored afterwards (quantstats sets ``font.family='Arial'`` at import) and any
-    pyplot figure it leaves open closed.
+    pyplot figure it leaves open closed. Then the page is corrected: the charts
+    quantstats draws wrongly are redrawn (:mod:`reports.qs_charts`), the header
+    shows the benchmark's name as given (quantstats upper-cases it) and the
+    "CAGR﹪" label loses the U+FE6A glyph no page font has.
     """
     fm_log = logging.getLogger("matplotlib.font_manager")
     old_level = fm_log.level
@@ -103,7 +111,15 @@ def quantstats_html(
                 plt.close(num)
     finally:
         fm_log.setLevel(old_level)
-    return page
+    strategy_label = str(returns.name or "Strategy")
+    if benchmark is not None:
+        label = html.escape(str(benchmark.name))
+        page = page.replace(f"Benchmark: {str(benchmark.name).upper()}", f"Benchmark: {label}", 1)
+    page = page.replace("\ufe6a", "")
+    return replace_quantstats_charts(
+        page, returns, benchmark, strategy_label,
+        str(benchmark.name) if benchmark is not None else "Benchmark",
+    )
 
 
 def _insert_before_body_end(page: str, fragment: str) -> str:
@@ -138,6 +154,8 @@ def write_tearsheet(
     y: str = "y_true",
     rf: float = 0.0,
     match_dates: bool = True,
+    n_trials: int = 1,
+    benchmark_label: str = "Benchmark",
 ) -> Path:
     """Write one offline HTML file and return its path.
 
@@ -147,13 +165,17 @@ def write_tearsheet(
     ``returns`` None -> ``equity['return']``; ``periods_per_year`` None -> inferred
     from the returns index. All images are base64 PNG data URIs and every external
     URL is removed (:func:`reports.offline.make_offline`).
+
+    ``n_trials`` is the number of configurations tried (``report.n_trials``), used
+    by the deflated Sharpe ratio exactly as in ``summary.json``. ``benchmark_label``
+    names the benchmark everywhere on the page (e.g. "Buy & hold sp500").
     """
     path = Path(path)
     raw = returns if returns is not None else _returns_from_equity(equity)
     r = prepare_returns(raw, name="Strategy")
     if r.empty:
         raise ValueError("no finite returns to report")
-    b = align_benchmark(benchmark, r.index)
+    b = align_benchmark(benchmark, r.index, label=benchmark_label)
     ppy = resolve_periods_per_year(periods_per_year, r.index)
     source = "given by the caller" if periods_per_year is not None else "inferred from bar spacing"
     page = None
@@ -183,6 +205,8 @@ def write_tearsheet(
         target_model=target_model,
         y=y,
         extra_tables=extra_tables,
+        n_trials=n_trials,
+        benchmark_label=benchmark_label,
     )
     page = _TITLE.sub(f"<title>{html.escape(title)}</title>", page, count=1)
     page = make_offline(_insert_before_body_end(page, section))
