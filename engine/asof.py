@@ -1,4 +1,4 @@
-"""The signal for a bar: its walk-forward row, its target position and its provenance.
+"""The as-of signal: a bar's walk-forward row, its target position and its provenance.
 
 Walk-forward predictions for a bar never change when later bars are added, so
 running the walk-forward on the data cut at bar ``T`` (with ``since=T`` and
@@ -10,7 +10,6 @@ by paper trading.
 from __future__ import annotations
 
 import hashlib
-import math
 from typing import Any
 
 import numpy as np
@@ -21,9 +20,11 @@ from data.loader import PriceData
 from engine.cache import FoldCache
 from engine.config import Config
 from engine.folds import bars_needed
-from engine.pipeline import add_targets
-from engine.walk_forward import Progress, folds_for, prepare, run_walk_forward
+from engine.progress import Progress
+from engine.runio import clean_json, format_timestamp
+from engine.walk_forward import folds_for, prepare, run_walk_forward
 from reports.periods import infer_periods_per_year
+from strategies.targets import add_targets, path_dependent
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 # Order of the fields of a signal record (multi-lookback ``lstm_<L>`` columns follow ``lstm``).
@@ -32,12 +33,6 @@ SIGNAL_FIELDS = [
     "knn", "knn_conf", "knn_k", "vol", "train_mean", "persistence", "fold", "train_start",
     "train_end", "train_size", "config_hash", "data_hash", "data_rows",
 ]
-
-
-def fmt_date(ts: pd.Timestamp) -> str:
-    """ISO date, with the time only for intraday bars."""
-    ts = pd.Timestamp(ts)
-    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def row_block(frame: pd.DataFrame) -> np.ndarray:
@@ -104,28 +99,21 @@ def compute_signals(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | Non
                     since: pd.Timestamp | None = None,
                     progress: Progress | None = None) -> pd.DataFrame:
     """Walk-forward rows up to the last bar (from ``since`` on), with ``target`` and the
-    fold's training span; the frame is padded first (see :func:`padding`)."""
+    fold's training span; the frame is padded first (see :func:`padding`).
+
+    When a bar's target depends on earlier forecasts (the cost-aware rule), every
+    earlier fold is predicted too (fits come from the cache), so the target equals
+    the backtest's."""
     frame = _padded(prices, padding(prices, cfg))
-    wf = run_walk_forward(frame, cfg, cache=cache, since=since, progress=progress)
+    wf_since = None if path_dependent(cfg) else since
+    wf = run_walk_forward(frame, cfg, cache=cache, since=wf_since, progress=progress)
     pred = wf.predictions
     pred = pred[pred["date"] <= prices.index[-1]]
+    pred = add_targets(pred, cfg, infer_periods_per_year(prices.index))
     if since is not None:
         pred = pred[pred["date"] >= pd.Timestamp(since)]
-    pred = add_targets(pred, cfg, infer_periods_per_year(prices.index))
     spans = wf.folds.set_index("fold")[["train_start", "train_end", "train_size"]]
     return pred.join(spans, on="fold").reset_index(drop=True)
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, (pd.Timestamp, np.datetime64)):
-        return fmt_date(pd.Timestamp(v))
-    if isinstance(v, (np.integer, bool, np.bool_)):
-        return int(v) if not isinstance(v, (bool, np.bool_)) else bool(v)
-    if isinstance(v, (float, np.floating)):
-        return None if not math.isfinite(float(v)) else float(v)
-    if isinstance(v, np.str_):
-        return str(v)
-    return v
 
 
 def signal_record(row: pd.Series, symbol: str, config_hash: str, data_digest: str,
@@ -143,7 +131,7 @@ def signal_record(row: pd.Series, symbol: str, config_hash: str, data_digest: st
         if k == "lstm":
             order += lstm_parts
     order += [k for k in rec if k not in order]
-    return {k: _plain(rec[k]) for k in order if k in rec}
+    return clean_json({k: rec[k] for k in order if k in rec})
 
 
 def bar_position(index: pd.DatetimeIndex, asof: str | pd.Timestamp | None) -> int:
@@ -156,7 +144,7 @@ def bar_position(index: pd.DatetimeIndex, asof: str | pd.Timestamp | None) -> in
         raise DataError(f"--asof {asof!r}: not a date") from None
     pos = int(index.searchsorted(ts, side="right")) - 1
     if pos < 0:
-        raise DataError(f"--asof {asof}: before the first bar ({fmt_date(index[0])})")
+        raise DataError(f"--asof {asof}: before the first bar ({format_timestamp(index[0])})")
     return pos
 
 
@@ -170,8 +158,67 @@ def signal_for(data: PriceData, cfg: Config, asof: str | pd.Timestamp | None = N
     try:
         rows = compute_signals(prices, cfg, cache=cache, since=when, progress=progress)
     except DataError as exc:
-        raise DataError(f"{data.symbol} as of {fmt_date(when)}: {exc}") from None
+        raise DataError(f"{data.symbol} as of {format_timestamp(when)}: {exc}") from None
     rows = rows[rows["date"] == when]
     if rows.empty:  # pragma: no cover - folds always reach the last bar
-        raise DataError(f"{data.symbol}: no forecast for {fmt_date(when)}")
+        raise DataError(f"{data.symbol}: no forecast for {format_timestamp(when)}")
     return signal_record(rows.iloc[-1], data.symbol, cfg.hash(), data_hash(prices, pos), pos + 1)
+
+
+
+def asof_date(datas: list[PriceData], asof: str | pd.Timestamp | None) -> pd.Timestamp:
+    """The as-of date of a multi-symbol signal: ``asof``, or the latest bar of any symbol."""
+    if asof is None:
+        return max(d.frame.index[-1] for d in datas)
+    try:
+        return pd.Timestamp(asof)
+    except (ValueError, TypeError):
+        raise DataError(f"--asof {asof!r}: not a date") from None
+
+
+def symbol_signal(data: PriceData, cfg: Config, asof: str | pd.Timestamp | None,
+                  target_date: pd.Timestamp, *, cache: FoldCache | None = None,
+                  progress: Progress | None = None) -> dict[str, Any]:
+    """:func:`signal_for` plus ``decided_at``, ``for_bar``, ``last_close`` and the staleness
+    of the data relative to ``target_date`` (``stale``, ``warning``)."""
+    rec = signal_for(data, cfg, asof, cache=cache, progress=progress)
+    pos = bar_position(data.frame.index, asof)
+    when = data.frame.index[pos]
+    stale = bool(when < target_date and pos == len(data.frame) - 1)
+    available = getattr(data, "available", ("open",))
+    rec["decided_at"] = rec["asof"]
+    rec["for_bar"] = "next open" if "open" in available else "next close"
+    rec["last_close"] = float(data.frame["close"].iloc[pos])
+    rec["stale"] = stale
+    rec["warning"] = (f"data ends at {format_timestamp(when)}, before the as-of date "
+                      f"{format_timestamp(target_date)}: this is not a current signal"
+                      if stale else None)
+    return rec
+
+
+def portfolio_weights(records: list[dict[str, Any]], cfg: Config,
+                      account_value: float | None = None) -> list[dict[str, Any]]:
+    """Add ``weight``, ``side`` and an indicative ``quantity`` to each symbol's record.
+
+    Capital is shared as in a portfolio backtest: equally among the symbols with
+    current data (``equal``) or by ``|fused|`` (``strength``). A stale symbol gets
+    no weight (``None``).
+    """
+    live = [r for r in records if not r["stale"]]
+    many = len(records) > 1
+    total = sum(abs(r["fused"] or 0.0) for r in live)
+    value = account_value if account_value is not None else cfg.execution.cash
+    for r in records:
+        if r["stale"]:
+            r["weight"] = r["side"] = r["quantity"] = None
+            continue
+        if not many:
+            w = r["target"]
+        elif cfg.signal.allocation == "equal":
+            w = r["target"] / len(live)
+        else:
+            w = r["target"] * (abs(r["fused"] or 0.0) / total if total > 0 else 0.0)
+        r["weight"] = w
+        r["side"] = "long" if w > 0 else "short" if w < 0 else "flat"
+        r["quantity"] = w * value / r["last_close"] if r["last_close"] > 0 else None
+    return records

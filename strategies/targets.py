@@ -1,6 +1,6 @@
-"""Fused forecasts to target positions (fractions of equity), decided at each close.
+"""The strategy: fused forecasts to target positions (fractions of equity), decided at each close.
 
-The same function serves backtests, the signal command and paper trading.
+The same functions serve backtests, the as-of signal and paper trading.
 """
 
 from __future__ import annotations
@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.config import SignalConfig
+from engine.config import Config, SignalConfig
 
 
-def target_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
-                     vol: np.ndarray | pd.Series | None = None,
-                     periods_per_year: float = 252.0) -> np.ndarray:
-    """Target position per bar.
+def desired_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
+                      vol: np.ndarray | pd.Series | None = None,
+                      periods_per_year: float = 252.0) -> np.ndarray:
+    """The position each bar's forecast asks for, before the cost-aware rule.
 
     ``threshold``: +max_leverage above ``threshold``, -max_leverage below
     ``-threshold``, flat in between. ``proportional``: ``clip(fused / scale)``
@@ -25,7 +25,7 @@ def target_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
     """
     f = np.asarray(fused, dtype=float)
     direction = np.where(f > cfg.threshold, 1.0, np.where(f < -cfg.threshold, -1.0, 0.0))
-    if cfg.sizing == "threshold":
+    if cfg.sizing in ("threshold", "rank"):
         target = direction * cfg.max_leverage
     elif cfg.sizing == "proportional":
         target = np.clip(f / cfg.scale, -1.0, 1.0) * cfg.max_leverage
@@ -39,3 +39,89 @@ def target_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
     if cfg.long_only:
         target = np.maximum(target, 0.0)
     return target
+
+
+def cost_aware(desired: np.ndarray, fused: np.ndarray, cost_rate: float,
+               start: float = 0.0) -> np.ndarray:
+    """Hold the position unless the forecast, in the direction of the change, beats the cost.
+
+    The position moves up to ``desired[t]`` only when ``fused[t] > cost_rate``
+    and down only when ``fused[t] < -cost_rate`` (with no costs: ``>= 0`` /
+    ``<= 0``, so a threshold-0 signal is the sign of the forecast). A forecast
+    smaller than the cost of trading cannot pay for the trade, so it changes
+    nothing. Path-dependent: row ``t`` depends on rows before it only.
+    """
+    d = np.asarray(desired, dtype=float)
+    f = np.asarray(fused, dtype=float)
+    out = np.empty_like(d)
+    cur = float(start)
+    for i in range(len(d)):
+        fi = f[i]
+        if d[i] > cur and (fi > cost_rate or (cost_rate == 0.0 and fi >= 0.0)) or \
+                d[i] < cur and (fi < -cost_rate or (cost_rate == 0.0 and fi <= 0.0)):
+            cur = float(d[i])
+        out[i] = cur
+    return out
+
+
+def target_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
+                     vol: np.ndarray | pd.Series | None = None, periods_per_year: float = 252.0,
+                     cost_rate: float | None = None) -> np.ndarray:
+    """Target position per bar of one symbol (rows in time order).
+
+    With ``cost_rate`` (and ``cfg.cost_aware``) the cost-aware rule of
+    :func:`cost_aware` applies; otherwise the desired position is traded as is.
+    """
+    desired = desired_positions(fused, cfg, vol=vol, periods_per_year=periods_per_year)
+    if cost_rate is None or not cfg.cost_aware:
+        return desired
+    return cost_aware(desired, np.asarray(fused, dtype=float), cost_rate)
+
+
+def path_dependent(cfg: Config) -> bool:
+    """Whether a bar's target depends on earlier bars' forecasts (the cost-aware rule)."""
+    return bool(cfg.signal.cost_aware)
+
+
+def add_targets(predictions: pd.DataFrame, cfg: Config, periods_per_year: float) -> pd.DataFrame:
+    """Add the ``target`` column: position fraction decided at each row's close.
+
+    Per symbol, in time order. In a portfolio, capital is shared among the
+    symbols that have a decision on that bar (``equal``), or by ``|fused|``
+    among them (``strength``). A symbol whose data ends before the others' is
+    set flat at the close before its last bar, so it is closed out at its last
+    bar's open rather than held at a frozen price.
+    """
+    out = predictions.copy()
+    symbol = out["symbol"] if "symbol" in out else pd.Series("_", index=out.index)
+    target = np.zeros(len(out))
+    for _, rows in out.groupby(symbol, sort=False).indices.items():
+        g = out.iloc[rows]
+        target[rows] = target_positions(g["fused"].to_numpy(), cfg.signal,
+                                        vol=g.get("vol"),
+                                        periods_per_year=periods_per_year,
+                                        cost_rate=cfg.cost_rate)
+    out["target"] = target
+    if symbol.nunique() > 1:
+        if cfg.signal.allocation == "equal":
+            live = out.groupby("date")["fused"].transform("size")
+            out["target"] = out["target"] / live
+        else:  # by signal strength among that bar's symbols
+            strength = out["fused"].abs()
+            total = strength.groupby(out["date"]).transform("sum")
+            out["target"] = out["target"] * np.where(total > 0, strength / total, 0.0)
+        last = out.groupby("symbol")["date"].transform("max")
+        ended = last < out["date"].max()
+        before_last = out.groupby("symbol")["date"].transform(lambda d: d.iloc[-2] if len(d) > 1
+                                                              else d.iloc[-1])
+        out.loc[ended & (out["date"] >= before_last), "target"] = 0.0
+    return out
+
+
+def closed_out(predictions: pd.DataFrame) -> dict[str, str]:
+    """Symbols whose data ends before the run's last bar, with their last bar (ISO)."""
+    if "symbol" not in predictions or predictions["symbol"].nunique() < 2:
+        return {}
+    last = predictions.groupby("symbol")["date"].max()
+    end = predictions["date"].max()
+    return {str(s): pd.Timestamp(d).isoformat() for s, d in last.items() if d < end}

@@ -86,8 +86,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
+    from engine.cli.signal import format_records
     from engine.paper.runner import export_signals
-    from engine.signal_cli import format_records
 
     records = export_signals(args.root, args.account, args.since)
     if records:

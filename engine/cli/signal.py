@@ -1,4 +1,4 @@
-"""``lstmknn signal``: the decision for the next bar, from the fold covering the latest bar."""
+"""``lstmknn signal``: the decision for the next bar, per symbol."""
 
 from __future__ import annotations
 
@@ -6,66 +6,65 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from typing import Any
+
+from engine.asof import asof_date, portfolio_weights, symbol_signal
+from engine.backtest import load_data
+from engine.cli.common import (
+    add_cache,
+    add_config,
+    add_data,
+    config_from_args,
+    fold_cache,
+    load_options,
+)
+from engine.progress import progress_bar
 
 FORMATS = ("json", "jsonl", "csv")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from engine.cli import DEFAULT_CACHE
-
-    p = sub.add_parser("signal", help="today's decision: forecasts, regime, fusion, target position")
-    p.add_argument("--data", required=True, help="bundled name (sp500, msft) or CSV path")
-    p.add_argument("--config", help="TOML config file")
-    p.add_argument("--asof", help="decide at the close of this date (default: the latest bar)")
-    p.add_argument("--format", choices=FORMATS, default="json", help="output format (default json)")
-    p.add_argument("--seed", type=int, help="root random seed (overrides the config)")
-    p.add_argument("--device", choices=["cpu", "cuda", "auto"], help="overrides lstm.device")
-    p.add_argument("--cache", help=f"fold model cache folder (default {DEFAULT_CACHE} or $LSTMKNN_CACHE)")
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the fold cache")
+    p = sub.add_parser("signal", help="the decision for the next bar: forecasts, fusion, target",
+                       description="The decision at the close of the latest bar (or --asof) for "
+                                   "the next bar, one record per symbol: each model's forecast, "
+                                   "regime, alpha, fused forecast, target weight, side and an "
+                                   "indicative quantity.")
+    add_data(p, required=True)
+    add_config(p)
+    p.add_argument("--asof", metavar="DATE",
+                   help="decide at the close of the last bar on or before this date/time "
+                        "(default: the latest bar)")
+    p.add_argument("--account-value", type=float, metavar="X",
+                   help="account size for the indicative quantity (default execution.cash)")
+    p.add_argument("--format", choices=FORMATS, default="json",
+                   help="json (one object, or a list for several symbols), jsonl or csv")
+    add_cache(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_signal)
 
 
-def load_cli_config(path: str | None, seed: int | None = None, device: str | None = None):
-    """Config file plus the command-line overrides."""
-    from engine.config import load_config, with_overrides
-
-    overrides: dict[str, Any] = {}
-    if seed is not None:
-        overrides["seed"] = seed
-    if device:
-        overrides["lstm.device"] = device
-    cfg = load_config(path)
-    return with_overrides(cfg, overrides) if overrides else cfg
-
-
 def cmd_signal(args: argparse.Namespace) -> int:
-    from data.loader import load_prices
-    from engine.cache import FoldCache
-    from engine.cli import DEFAULT_CACHE
-    from engine.live import signal_for
-    from engine.walk_forward import tqdm_progress
-
-    cfg = load_cli_config(args.config, args.seed, args.device)
-    data = load_prices(args.data)
-    cache_dir = None if args.no_cache else (
-        args.cache or os.environ.get("LSTMKNN_CACHE") or DEFAULT_CACHE)
-    progress, close = tqdm_progress(not args.quiet, desc=f"{data.symbol} folds")
-    try:
-        rec = signal_for(data, cfg, args.asof, cache=FoldCache(cache_dir) if cache_dir else None,
-                         progress=progress)
-    finally:
-        close()
-    rec["source"] = data.source
-    sys.stdout.write(format_records([rec], args.format))
+    cfg = config_from_args(args)
+    datas = load_data(args.data, load_options(args))
+    cache = fold_cache(args)
+    target = asof_date(datas, args.asof)
+    records = []
+    for d in datas:
+        with progress_bar(not args.quiet, desc=f"{d.symbol} folds") as progress:
+            rec = symbol_signal(d, cfg, args.asof, target, cache=cache, progress=progress)
+        rec["source"] = d.source
+        records.append(rec)
+    portfolio_weights(records, cfg, args.account_value)
+    for r in records:
+        if r["warning"]:
+            print(f"lstmknn: warning: {r['symbol']}: {r['warning']}", file=sys.stderr)
+    sys.stdout.write(format_records(records, args.format))
     return 0
 
 
 def format_records(records: list[dict[str, Any]], fmt: str) -> str:
-    """Signal records as pretty JSON (one record), JSON lines, or CSV with a header."""
+    """Records as pretty JSON (one record: an object), JSON lines, or CSV with a header."""
     if fmt == "json":
         return json.dumps(records[0] if len(records) == 1 else records, indent=2) + "\n"
     if fmt == "jsonl":

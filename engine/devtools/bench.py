@@ -9,7 +9,6 @@ and backtrader against the vectorized twin on the same signals.
 
 from __future__ import annotations
 
-import argparse
 import json
 import resource
 import subprocess
@@ -103,7 +102,8 @@ def bench_recipe(prices: pd.DataFrame, cfg: Config, default_pred: pd.DataFrame,
 
 
 def bench_execution(prices: pd.DataFrame, pred: pd.DataFrame, cfg: Config, symbol: str) -> dict:
-    from engine.pipeline import add_targets, execute
+    from strategies.execution import execute
+    from strategies.targets import add_targets
 
     p = add_targets(pred.assign(symbol=symbol), cfg, 252.0)
     out = {}
@@ -161,19 +161,3 @@ def format_table(r: dict) -> str:
                  f"{ex['vectorized']['wall_s'] * 1000:.1f} ms ({ex['speedup']:.0f}x); final values "
                  f"{ex['backtrader']['final_value']:.2f} / {ex['vectorized']['final_value']:.2f}")
     return "\n".join(lines)
-
-
-def cmd_bench(args: argparse.Namespace) -> int:
-    r = run_bench(args.data, args.config, args.recipe_folds, not args.skip_full)
-    print(json.dumps(r, indent=2) if args.json else format_table(r))
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    b = sub.add_parser("bench", help="benchmark speed, memory and quality against the from-scratch recipe")
-    b.add_argument("--data", default="sp500")
-    b.add_argument("--config", help="TOML config (default: the defaults, on CPU)")
-    b.add_argument("--recipe-folds", type=int, default=4, help="folds to train with the slow recipe")
-    b.add_argument("--skip-full", action="store_true", help="skip the full-command subprocess run")
-    b.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    b.set_defaults(func=cmd_bench)

@@ -106,9 +106,9 @@ def _parse_date(text: str, option: str) -> str:
 
 
 def _fmt(ts: pd.Timestamp) -> str:
-    from engine.live import fmt_date
+    from engine.runio import format_timestamp
 
-    return fmt_date(ts)
+    return format_timestamp(ts)
 
 
 def account_config(acct: dict[str, Any]) -> Config:
@@ -126,7 +126,7 @@ def load_source(acct: dict[str, Any]) -> PriceData:
 
 def verify_history(ledger: Ledger, frame: pd.DataFrame, source: str) -> None:
     """Refuse (DataError) when a processed bar is missing or its OHLCV changed in the source."""
-    from engine.live import row_hashes
+    from engine.asof import row_hashes
 
     done = ledger.bars()
     if not done:
@@ -163,9 +163,9 @@ def step_account(root: str | Path | None, name: str, *, until: str | None = None
 
 
 def _step(ledger: Ledger, folder: Path, until: str | None, progress: bool) -> StepResult:
+    from engine.asof import compute_signals, data_hashes, row_hashes
     from engine.cache import FoldCache
-    from engine.live import compute_signals, data_hashes, row_hashes
-    from engine.walk_forward import tqdm_progress
+    from engine.progress import progress_bar
 
     acct = ledger.account()
     out = StepResult(account=acct["name"])
@@ -179,15 +179,13 @@ def _step(ledger: Ledger, folder: Path, until: str | None, progress: bool) -> St
     if first_new >= len(frame):
         return out
     t_wf = time.perf_counter()
-    bar_progress, close = tqdm_progress(progress, desc=f"{acct['name']} folds")
     try:
-        sig = compute_signals(frame, cfg, cache=FoldCache(cache_path(folder, acct)),
-                              since=frame.index[first_new], progress=bar_progress)
+        with progress_bar(progress, desc=f"{acct['name']} folds") as bar_progress:
+            sig = compute_signals(frame, cfg, cache=FoldCache(cache_path(folder, acct)),
+                                  since=frame.index[first_new], progress=bar_progress)
     except DataError as exc:  # too little data for any forecast yet: process nothing
         out.waiting = str(exc)
         return out
-    finally:
-        close()
     out.walk_forward_seconds = round(time.perf_counter() - t_wf, 3)
     bars = _NewBars(frame, first_new, sig, row_hashes(frame.iloc[first_new:]),
                     data_hashes(frame, first_new, len(frame)), data.symbol, cfg.hash())
@@ -223,7 +221,7 @@ class _NewBars:
 def _process(ledger: Ledger, acct: dict[str, Any], cfg: Config, bars: _NewBars,
              out: StepResult, progress: bool) -> None:
     from engine.paper.broker import PaperBroker
-    from engine.pipeline import execution_params
+    from strategies.execution import execution_params
 
     broker = PaperBroker(ledger, execution_params(cfg))
     start = pd.Timestamp(acct["start_date"]) if acct["start_date"] else None
@@ -248,7 +246,7 @@ def _process(ledger: Ledger, acct: dict[str, Any], cfg: Config, bars: _NewBars,
 def _trade_bars(ledger: Ledger, broker: PaperBroker, bars: _NewBars, pos: int, out: StepResult,
                 tick: Callable[[], None]) -> None:
     """One transaction per bar: fill at the open, mark at the close, signal and queue orders."""
-    from engine.live import signal_record
+    from engine.asof import signal_record
 
     frame, sym, by_date = bars.frame, bars.symbol, bars.by_date
     pause = float(os.environ.get(PAUSE_ENV) or 0.0)

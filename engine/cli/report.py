@@ -1,0 +1,20 @@
+"""``lstmknn report``: rebuild a run folder's tearsheet without retraining."""
+
+from __future__ import annotations
+
+import argparse
+
+from engine.backtest import rebuild_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="rebuild tearsheet.html of a run folder without retraining",
+                       description="Rebuild tearsheet.html from a run folder's saved files "
+                                   "(predictions, equity, trades, positions, benchmark, summary).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `lstmknn backtest --out`")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(f"wrote {rebuild_report(args.run_dir)}")
+    return 0

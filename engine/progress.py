@@ -1,0 +1,32 @@
+"""The one progress display: a tqdm bar on stderr when it is a terminal, nothing otherwise."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+Progress = Callable[[int, int], None]
+
+
+@contextmanager
+def progress_bar(enabled: bool, desc: str, unit: str = "fold") -> Iterator[Progress | None]:
+    """Yield a ``progress(done, total)`` callback drawing a bar, or ``None`` when disabled
+    or when stderr is not a terminal (logs and pipes get no control characters)."""
+    if not enabled or not sys.stderr.isatty():
+        yield None
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False,
+               dynamic_ncols=True)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        bar.close()

@@ -1,0 +1,49 @@
+"""Target positions to orders and fills: the broker parameters from a config, and one entry point
+to trade a targets table in backtrader or in the vectorized twin."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from engine.config import Config
+from strategies.costs import ExecutionParams
+from strategies.result import BacktestResult
+
+
+def execution_params(cfg: Config) -> ExecutionParams:
+    """Broker parameters (cash, costs, volume cap, churn filter, shorting, leverage) of a config."""
+    ex, sg = cfg.execution, cfg.signal
+    return ExecutionParams(cash=ex.cash, commission=ex.commission,
+                           commission_fixed=ex.commission_fixed, slippage=ex.slippage,
+                           volume_cap=ex.volume_cap, min_change=sg.min_change,
+                           allow_short=not sg.long_only, leverage=max(2.0, 2.0 * sg.max_leverage))
+
+
+def target_frame(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Targets as a date x symbol frame (NaN where a symbol does not trade)."""
+    return predictions.pivot(index="date", columns="symbol", values="target").sort_index()
+
+
+def buy_and_hold_returns(prices: dict[str, pd.DataFrame], index: pd.DatetimeIndex) -> pd.Series:
+    """Buy-and-hold of the asset, or of the equal-weight basket of the symbols trading on each
+    bar, over ``index``."""
+    rets = pd.DataFrame({s: df["close"].pct_change() for s, df in prices.items()})
+    bench = rets.reindex(index).mean(axis=1).fillna(0.0)
+    if len(bench):
+        bench.iloc[0] = 0.0
+    bench.name = "benchmark"
+    return bench
+
+
+def execute(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, cfg: Config,
+            engine: str = "backtrader") -> BacktestResult:
+    """Trade precomputed predictions (with ``target``) through backtrader or the vectorized twin."""
+    targets = target_frame(predictions)
+    params = execution_params(cfg)
+    if engine == "vectorized":
+        from strategies.vectorized import run_vectorized
+
+        return run_vectorized(prices, targets, params)
+    from strategies.bt_engine import run_backtrader  # backtrader loads only when used
+
+    return run_backtrader(prices, targets, params)
