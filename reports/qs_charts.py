@@ -10,11 +10,13 @@ tearsheet wrongly, whatever data it is given:
 * **Distribution of Monthly Returns** and **Return Quantiles** format their
   percent axes with ``int(x * 100)``, which truncates ``0.049999...`` to ``4%``:
   a tick at 5 % is labelled 4 %.
+* **Monthly Returns** (heatmap) shows months without a single bar (before the
+  first bar, after the last) as ``0.00``, a return that never happened.
 
 These figures are redrawn here from the same returns and swapped into the page
 (:func:`replace_quantstats_charts`), in the ``<div>`` quantstats reserves for each
-(``eoy_returns``, ``monthly_dist``, ``returns_dist``). Every other quantstats
-chart is kept as drawn.
+(``eoy_returns``, ``monthly_dist``, ``monthly_heatmap``, ``returns_dist``). Every
+other quantstats chart is kept as drawn.
 """
 
 from __future__ import annotations
@@ -124,6 +126,43 @@ def monthly_distribution_figure(
     return fig
 
 
+MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def monthly_table(returns: pd.Series) -> pd.DataFrame:
+    """Compounded return per month: rows years, columns 1..12; NaN where the month
+    has no bar (it is not a 0 % month)."""
+    m = compounded(returns, "ME")
+    table = pd.DataFrame({"year": m.index.year, "month": m.index.month, "r": m.to_numpy()})
+    wide = table.pivot(index="year", columns="month", values="r")
+    return wide.reindex(columns=range(1, 13))
+
+
+def monthly_heatmap_figure(returns: pd.Series, strategy_label: str = "Strategy") -> Figure:
+    """Year x month heatmap of compounded monthly returns in percent; months with
+    no bar are left blank."""
+    import matplotlib as mpl
+
+    wide = monthly_table(returns)
+    values = wide.to_numpy(dtype=float) * 100.0
+    finite = values[np.isfinite(values)]
+    lim = float(np.abs(finite).max()) if finite.size else 1.0
+    height = max(2.0, 0.28 * len(wide) + 1.0)
+    with mpl.rc_context(_RC):
+        fig = _new_figure((QS_FIGSIZE[0], height))
+        ax = fig.add_subplot(1, 1, 1)
+        ax.imshow(np.ma.masked_invalid(values), cmap="RdYlGn", vmin=-lim, vmax=lim,
+                  aspect="auto", interpolation="nearest")
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+        ax.set_xticks(np.arange(12), MONTHS)
+        ax.set_yticks(np.arange(len(wide)), [str(y) for y in wide.index])
+        ax.grid(False)
+        ax.set_title(f"{strategy_label} - Monthly Returns (%)", fontweight="bold")
+    return fig
+
+
 QUANTILE_PERIODS = (("Per bar", None), ("Weekly", "W"), ("Monthly", "ME"),
                     ("Quarterly", "QE"), ("Yearly", "YE"))
 
@@ -163,16 +202,19 @@ def replace_quantstats_charts(
     strategy_label: str = "Strategy",
     benchmark_label: str = "Benchmark",
 ) -> str:
-    """``page`` with quantstats' EOY, monthly-distribution and return-quantile
-    figures replaced by :func:`eoy_figure`, :func:`monthly_distribution_figure`
-    and :func:`return_quantiles_figure` (as base64 PNG ``<img>`` tags). A div the
-    page does not have is left alone."""
+    """``page`` with quantstats' EOY, monthly-distribution, monthly-heatmap and
+    return-quantile figures replaced by :func:`eoy_figure`,
+    :func:`monthly_distribution_figure`, :func:`monthly_heatmap_figure` and
+    :func:`return_quantiles_figure` (base64 PNG ``<img>`` tags). A div the page
+    does not have is left alone."""
     figures = {
         "eoy_returns": (eoy_figure(returns, benchmark, strategy_label, benchmark_label),
                         "end-of-year returns"),
         "monthly_dist": (monthly_distribution_figure(returns, benchmark, strategy_label,
                                                      benchmark_label),
                          "distribution of monthly returns"),
+        "monthly_heatmap": (monthly_heatmap_figure(returns, strategy_label),
+                            "monthly returns heatmap"),
         "returns_dist": (return_quantiles_figure(returns, strategy_label), "return quantiles"),
     }
     for div_id, (fig, alt) in figures.items():
@@ -186,5 +228,7 @@ __all__ = [
     "eoy_figure",
     "monthly_distribution_figure",
     "return_quantiles_figure",
+    "monthly_table",
+    "monthly_heatmap_figure",
     "replace_quantstats_charts",
 ]

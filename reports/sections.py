@@ -39,6 +39,10 @@ def _fmt(value: object) -> str:
     return str(value)
 
 
+def _money(value: float) -> str:
+    return f"{value:,.2f}" if math.isfinite(value) else "n/a"
+
+
 def table_html(frame: pd.DataFrame, index: bool = True) -> str:
     """Compact HTML table; floats to 4 significant digits, NaN as a dash."""
     if frame is None or frame.empty:
@@ -214,7 +218,7 @@ def models_section(
     parts += [
         "<h3>Trades</h3>",
         f'<p class="note">{int(totals["trades"])} orders, total commission '
-        f"{_fmt(totals['total_commission'])}.</p>",
+        f"{_money(totals['total_commission'])}.</p>",
         table_html(counts),
     ]
     for title, frame in (extra_tables or {}).items():

@@ -15,6 +15,7 @@ from reports.forecast_metrics import (
     forecast_summary,
     forecast_table,
     per_group_table,
+    relative_mse,
     spearman_ic,
 )
 
@@ -127,3 +128,35 @@ def test_empty_predictions() -> None:
     t = forecast_table(empty, ["a"])
     assert (t["n"] == 0).all()
     assert t["mse"].isna().all()
+
+
+def test_zero_forecast_ic_is_none_with_the_reason(tiny: pd.DataFrame) -> None:
+    summary = forecast_summary(tiny, ["a"])
+    assert summary["zero"]["ic"] is None
+    assert "constant forecast" in summary["zero"]["ic_undefined"]
+    assert "ic_undefined" not in summary["a"]  # a defined IC carries no reason
+
+
+def test_relative_mse_compares_every_model_on_the_same_rows() -> None:
+    rng = np.random.default_rng(3)
+    n = 200
+    y = rng.normal(0, 0.01, n)
+    y[:50] *= 5  # a volatile start that the long-lookback model never forecasts
+    frame = pd.DataFrame({"y_true": y, "short": 0.3 * y, "long": 0.3 * y})
+    frame.loc[:49, "long"] = np.nan
+    rel = relative_mse(frame, ["short", "long"])
+    common = frame.iloc[50:]
+    zero_common = float(np.mean(common["y_true"] ** 2))
+    assert rel.loc["zero", "mse"] == pytest.approx(zero_common)
+    assert rel.loc["long", "mse_vs_zero"] == pytest.approx(0.49)  # (1 - 0.3)^2, same rows
+    assert rel.loc["short", "mse_vs_zero"] == pytest.approx(0.49)
+    assert (rel["n"] == 150).all()
+    # the mistake this guards against: zero measured on all rows flatters "long"
+    naive = forecast_table(frame, ["long"]).loc["long", "mse"] / float(np.mean(y**2))
+    assert naive < 0.2
+
+
+def test_relative_mse_without_common_rows_is_nan() -> None:
+    frame = pd.DataFrame({"y_true": [0.1, 0.2], "a": [np.nan, 0.1], "b": [0.1, np.nan]})
+    rel = relative_mse(frame, ["a", "b"])
+    assert (rel["n"] == 0).all() and rel["mse_vs_zero"].isna().all()

@@ -106,6 +106,7 @@ def qs_page(tmp_path_factory: pytest.TempPathFactory) -> str:
         periods_per_year=252.0,
         title="Synthetic <run>",
         extra_tables={"Config": pd.DataFrame({"key": ["window"], "value": [60]})},
+        benchmark_label="Buy & hold SPY",
         **_inputs(),
     )
     assert out == path and path.exists()
@@ -129,6 +130,64 @@ def test_tearsheet_has_quantstats_and_models_sections(qs_page: str) -> None:
     assert "Completed" in section and "total commission" in section
     assert "Synthetic &lt;run&gt;" in qs_page
     assert "<title>Synthetic &lt;run&gt;</title>" in qs_page and "<run>" not in qs_page
+
+
+def test_benchmark_is_labelled_by_its_name_everywhere(qs_page: str) -> None:
+    assert "Benchmark: Buy &amp; hold SPY" in qs_page  # quantstats header, not upper-cased
+    assert "Equity vs Buy &amp; hold SPY" in qs_page
+    assert "BENCHMARK" not in qs_page and ">benchmark<" not in qs_page
+    assert "RETURN" not in qs_page
+    assert "\ufe6a" not in qs_page  # quantstats' "CAGR" glyph no font has
+
+
+def test_quantstats_eoy_chart_is_ours(qs_page: str) -> None:
+    eoy = re.search(r'<div id="eoy_returns">(.*?)</div>', qs_page, re.S)
+    assert eoy and 'alt="end-of-year returns"' in eoy.group(1)
+
+
+def _table_rows(page: str) -> list[int]:
+    return [t.count("<tr") for t in re.findall(r"<table.*?</table>", page, re.S)]
+
+
+def _dsr(page: str) -> float:
+    m = re.search(r"<td>dsr</td>\s*<td>([^<]+)</td>", page) or re.search(
+        r"<th>dsr</th>\s*<td>([^<]+)</td>", page
+    )
+    assert m, "no dsr row"
+    return float(m.group(1))
+
+
+def test_many_folds_give_a_plot_and_the_csv_not_a_wall_of_numbers(tmp_path: Path) -> None:
+    inputs = _inputs(600)
+    inputs["predictions"]["fold"] = np.arange(600) // 10  # 60 folds
+    text = write_model_report(tmp_path / "folds.html", periods_per_year=252.0, title="F",
+                              **inputs).read_text(encoding="utf-8")
+    assert max(_table_rows(text)) <= 30
+    assert "fold_errors.csv" in text and "60 walk-forward folds" in text
+    assert 'alt="per-fold MSE relative to zero forecast"' in text
+
+
+def test_n_trials_is_the_one_used_for_the_deflated_sharpe(tmp_path: Path) -> None:
+    from reports.significance import deflated_sharpe_ratio
+
+    inputs = _inputs(400)
+    inputs["returns"] = inputs["returns"] + 1e-3  # a Sharpe well above zero
+    pages = {
+        k: write_model_report(tmp_path / f"n{k}.html", periods_per_year=252.0, title="N",
+                              n_trials=k, **inputs).read_text(encoding="utf-8")
+        for k in (1, 50)
+    }
+    one, fifty = _dsr(pages[1]), _dsr(pages[50])
+    assert one != fifty and fifty < one
+    r = prepare_returns(inputs["returns"])
+    assert fifty == pytest.approx(deflated_sharpe_ratio(r, 50), rel=1e-3)  # as summary.json
+    assert "<b>50</b> configurations tried" in pages[50]
+
+
+def test_zero_forecast_ic_reads_n_a(qs_page: str) -> None:
+    section = qs_page[qs_page.index('id="lstmknn-models"'):]
+    row = re.search(r"<td>zero</td>(.*?)</tr>", section, re.S)
+    assert row and "<td>n/a</td>" in row.group(1)
 
 
 def test_fast_path_and_inferred_periods(tmp_path: Path) -> None:

@@ -1,0 +1,98 @@
+"""The quantstats charts we redraw: bars where the years are, labels that say the truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.patches import Rectangle
+
+from reports import qs_charts
+
+
+def _returns(start: str = "2003-03-14", end: str = "2018-12-31", seed: int = 0) -> pd.Series:
+    idx = pd.bdate_range(start, end)
+    return pd.Series(np.random.default_rng(seed).normal(2e-4, 0.01, len(idx)), index=idx)
+
+
+def _bars(ax) -> list[Rectangle]:
+    return [p for p in ax.patches if isinstance(p, Rectangle) and p.get_width() > 0]
+
+
+def test_eoy_bars_sit_at_distinct_positions_with_one_label_per_year() -> None:
+    r, b = _returns(), _returns(seed=1)
+    fig = qs_charts.eoy_figure(r, b, "Strategy", "Buy & hold sp500")
+    ax = fig.axes[0]
+    years = [str(y) for y in range(2003, 2019)]
+    ticks = ax.get_xticks()
+    assert [t.get_text() for t in ax.get_xticklabels()] == years
+    assert len(set(np.round(ticks, 6))) == len(years)
+    bars = _bars(ax)
+    assert len(bars) == 2 * len(years)
+    centres = sorted(p.get_x() + p.get_width() / 2 for p in bars)
+    assert len(set(np.round(centres, 6))) == len(bars)  # no two bars on top of each other
+    # every bar lies next to its year's tick, inside the visible range
+    lo, hi = ax.get_xlim()
+    for c in centres:
+        assert lo < c < hi
+        assert np.min(np.abs(ticks - c)) < 0.5
+    # heights are the compounded calendar-year returns
+    strategy = sorted(bars, key=lambda p: p.get_x())[1::2]
+    expected = (1 + r).groupby(r.index.year).prod() - 1
+    assert [p.get_height() for p in strategy] == pytest.approx(expected.to_list())
+    labels = ax.get_legend_handles_labels()[1]
+    assert "Buy & hold sp500" in labels and "Strategy" in labels
+
+
+def test_eoy_without_benchmark_draws_one_bar_per_year() -> None:
+    fig = qs_charts.eoy_figure(_returns("2020-01-01", "2022-06-30"))
+    ax = fig.axes[0]
+    assert len(_bars(ax)) == 3
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["2020", "2021", "2022"]
+
+
+def test_percent_axes_label_five_percent_as_five_percent() -> None:
+    r = _returns()
+    for fig, axis in (
+        (qs_charts.monthly_distribution_figure(r, _returns(seed=2)), "x"),
+        (qs_charts.return_quantiles_figure(r), "y"),
+        (qs_charts.eoy_figure(r), "y"),
+    ):
+        ax = fig.axes[0]
+        fig.canvas.draw()
+        get = ax.get_xticklabels if axis == "x" else ax.get_yticklabels
+        ticks = ax.get_xticks() if axis == "x" else ax.get_yticks()
+        for value, label in zip(ticks, get(), strict=True):
+            shown = float(label.get_text().replace("\u2212", "-").rstrip("%"))
+            assert shown == pytest.approx(value * 100, abs=0.5), (axis, value, label)
+
+
+def test_months_without_bars_are_blank_not_zero() -> None:
+    table = qs_charts.monthly_table(_returns("2003-03-14", "2004-02-10"))
+    assert table.loc[2003, [1, 2]].isna().all()
+    assert table.loc[2004, list(range(3, 13))].isna().all()
+    assert table.loc[2003, 3:12].notna().all()
+    fig = qs_charts.monthly_heatmap_figure(_returns("2003-03-14", "2004-02-10"))
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert len(texts) == 12  # Mar 2003 .. Feb 2004
+
+
+def test_compounded_drops_empty_periods() -> None:
+    r = pd.Series([0.1, 0.1], index=pd.to_datetime(["2020-01-31", "2020-03-02"]))
+    m = qs_charts.compounded(r, "ME")
+    assert list(m.index.month) == [1, 3]
+
+
+def test_replace_quantstats_charts_swaps_only_those_divs() -> None:
+    page = (
+        '<div id="returns"><img src="data:image/png;base64,KEEP"></div>'
+        '<div id="eoy_returns"><img src="data:image/png;base64,OLD1" /></div>'
+        '<div id="monthly_dist"><img src="data:image/png;base64,OLD2" /></div>'
+        '<div id="monthly_heatmap"><img src="data:image/png;base64,OLD3" /></div>'
+        '<div id="returns_dist"><img src="data:image/png;base64,OLD4" /></div>'
+    )
+    out = qs_charts.replace_quantstats_charts(page, _returns("2020-01-01", "2021-12-31"), None)
+    assert "KEEP" in out
+    assert not any(f"OLD{i}" in out for i in range(1, 5))
+    assert out.count("data:image/png;base64,") == 5
+    assert 'alt="end-of-year returns"' in out
