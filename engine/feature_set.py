@@ -22,7 +22,9 @@ import inspect
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -37,6 +39,21 @@ from engine.config import ConfigError, FeaturesConfig
 
 Panel = Mapping[str, pd.DataFrame]
 OWNER_ATTR = "feature_owner"  # frame.attrs key: custom column -> the reference that made it
+_LENIENT: ContextVar[bool] = ContextVar("lenient_features", default=False)
+
+
+@contextmanager
+def lenient() -> Iterator[None]:
+    """Within this block user features are validated leniently (see :func:`validate`).
+
+    The audit uses it: a look-ahead feature computed on truncated data ends in
+    NaN, which the audit must report as a difference rather than refuse.
+    """
+    token = _LENIENT.set(True)
+    try:
+        yield
+    finally:
+        _LENIENT.reset(token)
 
 
 @dataclass(frozen=True)
@@ -181,7 +198,7 @@ def compute_custom(prices: pd.DataFrame, refs: Iterable[str], panel: Panel | Non
             out = feature.func(*args)
         except Exception as exc:  # the user's code failed: one line, with where
             raise DataError(f"custom feature {feature.ref} failed: {_one_line(exc)}{_where(exc)}") from None
-        frame = validate(out, prices, feature.ref, strict=strict)
+        frame = validate(out, prices, feature.ref, strict=strict and not _LENIENT.get())
         for col in frame.columns:
             if col in seen:
                 raise ConfigError(f"custom feature {feature.ref}: column {col} is already "
