@@ -42,8 +42,10 @@ def gunzip(raw: bytes, where: str) -> bytes:
 
 def decode(raw: bytes, where: str) -> str:
     """UTF-8 (with or without BOM), else Latin-1; binary content is refused."""
+    if raw[:4] == b"PK\x03\x04":
+        raise DataError(f"{where}: not a readable CSV (a zip or Excel file: export it as CSV)")
     if b"\x00" in raw[:4096]:
-        raise DataError(f"{where}: not a readable CSV (binary content; UTF-16 files must be saved as UTF-8)")
+        raise DataError(f"{where}: not a readable CSV (binary content; save UTF-16 text as UTF-8)")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -67,14 +67,20 @@ def _day_first(first: pd.Series, second: pd.Series, text: pd.Series, dayfirst: b
     )
 
 
+def _ns(parsed: pd.Series) -> pd.Series:
+    """datetime64[ns]; dates outside its range (years 1677..2262) become NaT."""
+    ok = parsed.isna() | ((parsed >= pd.Timestamp.min) & (parsed <= pd.Timestamp.max))
+    return parsed.where(ok).astype("datetime64[ns]")
+
+
 def _parse_wall(text: pd.Series, dayfirst: bool | None, date_format: str | None, where: str,
                 line: Callable[[int], int]) -> pd.Series:
     """Offset-free timestamps as datetime64[ns] (NaT where unparseable)."""
     if date_format:
         fmt = date_format.replace("%z", "").replace("%Z", "").strip()
-        return pd.to_datetime(text, format=fmt, errors="coerce").astype("datetime64[ns]")
+        return pd.to_datetime(text, format=fmt, errors="coerce").pipe(_ns)
     if len(text) and text.str.fullmatch(r"\d{8}").all():
-        return pd.to_datetime(text, format="%Y%m%d", errors="coerce").astype("datetime64[ns]")
+        return pd.to_datetime(text, format="%Y%m%d", errors="coerce").pipe(_ns)
     out = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     parts = text.str.extract(NUMERIC)
     numeric = parts["a"].notna().to_numpy()
@@ -94,15 +100,15 @@ def _parse_wall(text: pd.Series, dayfirst: bool | None, date_format: str | None,
             y = y.where(y >= 100, y + np.where(y < 69, 2000, 1900))
             year[dmy] = y.astype(str)
         iso = year.str.zfill(4) + "-" + month.str.zfill(2) + "-" + day.str.zfill(2) + rest
-        out[numeric] = pd.to_datetime(iso, format="ISO8601", errors="coerce").astype("datetime64[ns]")
+        out[numeric] = pd.to_datetime(iso, format="ISO8601", errors="coerce").pipe(_ns)
     other = ~numeric
     if other.any():
         t = text[other]
-        parsed = pd.to_datetime(t, format="ISO8601", errors="coerce").astype("datetime64[ns]")
+        parsed = pd.to_datetime(t, format="ISO8601", errors="coerce").pipe(_ns)
         named = (parsed.isna() & t.str.contains(r"[A-Za-z]{3}")).to_numpy()
         if named.any():  # month names: "Jan 02, 2020", "02-Jan-2020"
             parsed[named] = pd.to_datetime(t[named], format="mixed", dayfirst=bool(dayfirst),
-                                           errors="coerce").astype("datetime64[ns]")
+                                           errors="coerce").pipe(_ns)
         out[other] = parsed
     return out
 

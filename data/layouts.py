@@ -41,8 +41,10 @@ def read_layout(table: TextTable, options: LoadOptions, *, where: str, source: s
         sym_i = next((names.index(s) for s in SYMBOL_NAMES if s in names), None)
     fields: dict[str, int] = {}
     for i, name in enumerate(names):
-        if i not in (date_i, sym_i) and name and name not in fields:
-            fields[name] = i
+        if i not in (date_i, sym_i) and name:
+            if name in fields and name in PRICE_FIELDS:
+                raise DataError(f"{where}: column {header[i]!r} appears twice (found: {found})")
+            fields.setdefault(name, i)
     plan = plan_columns(fields, options.price_column, where, found,
                         ["date"] if date_i is None else [])
     body, lines = cells.iloc[1:].reset_index(drop=True), lines[1:]
@@ -60,8 +62,12 @@ def read_layout(table: TextTable, options: LoadOptions, *, where: str, source: s
     cols = {c: (to_numbers(body[i], decimal), body[i].to_numpy()) for c, i in used.items()}
     notes = _notes(note, table.sep, decimal)
     if sym_i is None:
+        others = [header[i] for i in range(len(header))
+                  if header[i] and i != date_i and names[i] not in PRICE_FIELDS]
+        hint = (f" (if column {others[0]!r} names symbols, pass --symbol-column {others[0]})"
+                if others else "")
         return [build(default_symbol, dates, lines, cols, plan, where=where, source=source,
-                      sha256=sha256, notes=notes)]
+                      sha256=sha256, notes=notes, dup_hint=hint)]
     symbols = body[sym_i]
     empty = np.flatnonzero((symbols == "").to_numpy())
     if empty.size:
@@ -110,7 +116,10 @@ def _read_multi(table: TextTable, options: LoadOptions, multi: tuple[list[str], 
         raise DataError(f"{where}: no data rows")
     per: dict[str, dict[str, int]] = {}
     for i in range(1, len(fields)):
-        per.setdefault(tickers[i], {}).setdefault(norm(fields[i]), i)
+        cols = per.setdefault(tickers[i], {})
+        if norm(fields[i]) in cols:
+            raise DataError(f"{where}: column {fields[i]!r} appears twice for ticker {tickers[i]}")
+        cols[norm(fields[i])] = i
     plans = {}
     for t, cols in per.items():
         found = ", ".join(f for f in fields[1:] if f) + f" for {t}"

@@ -130,12 +130,13 @@ def plan_columns(fields: Iterable[str], price_column: str | None, where: str, fo
 
 def build(symbol: str, dates: pd.DatetimeIndex, lines: np.ndarray,
           cols: dict[str, tuple[np.ndarray, np.ndarray]], plan: Plan, *, where: str,
-          source: str, sha256: str, notes: Iterable[str] = ()) -> PriceData:
+          source: str, sha256: str, notes: Iterable[str] = (), dup_hint: str = "") -> PriceData:
     """Validate one symbol's rows and return its :class:`PriceData`.
 
     ``cols`` maps each column in ``plan.used`` to (floats, raw cells). Dates
     out of order are refused rather than silently sorted: an unsorted file
-    usually means a broken export, and sorting would hide it.
+    usually means a broken export, and sorting would hide it. ``dup_hint``
+    ends the duplicate-date message.
     """
     n = len(dates)
     if n == 0:
@@ -148,7 +149,7 @@ def build(symbol: str, dates: pd.DatetimeIndex, lines: np.ndarray,
     dup = np.flatnonzero(step == 0)
     if dup.size:
         i = dup[0] + 1
-        raise DataError(f"{where}: line {line(i)}: duplicate date {_show(dates[i])}")
+        raise DataError(f"{where}: line {line(i)}: duplicate date {_show(dates[i])}{dup_hint}")
     back = np.flatnonzero(step < 0)
     if back.size:
         i = back[0] + 1
