@@ -60,3 +60,19 @@ def test_binary_garbage_is_refused_as_unreadable(tmp_path):
     p.write_bytes(b"\x00\xff\xfe" * 50)
     with pytest.raises(DataError):
         load_prices(p)
+
+
+def test_line_numbers_count_blank_lines(tmp_path):
+    p = write(tmp_path, [GOOD[0], "", GOOD[1], "2020-01-06,10,11,9,x,5"])
+    with pytest.raises(DataError, match=r"line 5: column close is not a finite number \('x'\)"):
+        load_prices(p)
+
+
+def test_quoted_thousands_separators_are_read_as_thousands(tmp_path):
+    p = write(tmp_path, ['2020-01-02,10,11,9,10.5,"1,234,567"', '2020-01-03,10.5,11,10,10.8,"2,000"'])
+    assert load_prices(p).frame["volume"].tolist() == [1234567.0, 2000.0]
+
+
+def test_a_folder_is_not_a_single_symbol_source(tmp_path):
+    with pytest.raises(DataError, match="is a folder"):
+        load_prices(tmp_path)
