@@ -218,3 +218,10 @@ def test_unknown_layouts_get_one_line(tmp_path, content, message):
     with pytest.raises(DataError) as err:
         load_one(p)
     assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("fmt", ["%b %d, %Y", "%d-%b-%Y"])
+def test_dates_with_month_names_are_read(tmp_path, spx, fmt):
+    p = tmp_path / "named.csv"
+    titled(spx, spx.index).to_csv(p, date_format=fmt)
+    pd.testing.assert_frame_equal(load_one(p), spx)
