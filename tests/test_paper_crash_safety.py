@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ import pytest
 
 from engine.cli import main
 from engine.paper.runner import PAUSE_ENV
-from engine.paper.store import LEDGER_FILE
-from tests.conftest import LEDGER_TABLES, dump_ledger, write_config, write_csv
+from engine.paper.store import LEDGER_FILE, TRADING_TABLES, open_ledger, snapshot
+from tests.conftest import write_config, write_csv
 
 KILLS = 16
 
@@ -42,11 +41,11 @@ def spawn(root, name, pause):
 
 
 def last_pos(path):
-    conn = sqlite3.connect(path, timeout=5)
+    ledger = open_ledger(path)
     try:
-        return conn.execute("SELECT last_pos FROM account").fetchone()[0]
+        return ledger.account()["last_pos"]
     finally:
-        conn.close()
+        ledger.close()
 
 
 
@@ -105,7 +104,7 @@ def test_kill_9_at_random_moments_then_stepping_again_gives_the_uninterrupted_le
     assert kills >= 15, f"only {kills} kills before the account was done"
     assert main(["paper", "step", "--root", str(accounts), "--account", "crash", "--quiet"]) == 0
     survived = dump(path)
-    for table in (*LEDGER_TABLES, "account", "integrity"):
+    for table in (*TRADING_TABLES, "account", "integrity"):
         assert survived[table] == reference[table], table
     assert mid_run >= 5
     print(f"survived {kills} kill -9 ({mid_run} after bars were being committed) "
@@ -134,4 +133,4 @@ def test_a_second_step_on_a_busy_account_is_refused_until_the_first_is_gone(acco
 
 
 def dump(path):
-    return dump_ledger(path, integrity=True)
+    return snapshot(path, integrity=True)

@@ -7,9 +7,10 @@ import json
 import pytest
 
 from engine.cli import main
-from engine.paper.store import LEDGER_FILE
-from tests.conftest import LEDGER_TABLES, write_config, write_csv
-from tests.conftest import dump_ledger as dump
+from engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
+from tests.conftest import write_config, write_csv
+
+dump = snapshot
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,7 @@ def test_a_step_processes_every_bar_and_a_second_step_changes_nothing(paper, sma
     assert len(first["signals"]) == len(first["equity"]) > 200
     assert first["equity"][0]["date"] == first["signals"][0]["date"]  # trading starts at the first signal
     assert "filled" in {o["status"] for o in first["orders"]}
-    assert len(first["fills"]) > 50
+    assert len(first["fills"]) > 10  # the cost-aware rule trades only when the forecast pays
     rc, out, _ = paper("step")
     assert rc == 0 and "up to date" in out
     assert dump(path) == first
@@ -70,7 +71,7 @@ def test_appending_rows_continues_exactly_as_one_uninterrupted_step(paper, tmp_p
     once = paper.init(write_csv(sp500.iloc[:420], tmp_path / "once" / "grow.csv"), "once")
     assert paper("step", "once")[0] == 0
     a, b = dump(grown), dump(once)
-    for t in LEDGER_TABLES:
+    for t in TRADING_TABLES:
         assert a[t] == b[t], t
     assert a["account"] == b["account"]
 
@@ -163,7 +164,7 @@ def test_exported_signals_are_the_signal_command_records(paper, small_csv, share
     paper_hash = records[-5].pop("config_hash")  # the account's config has its own cash
     assert live.pop("config_hash") != paper_hash == json.loads(paper("status", "acct", "--json")[1])[
         "config_hash"]
-    assert records[-5] == live
+    assert {k: live.get(k) for k in records[-5]} == records[-5]  # the signal adds order fields
     rc, text, _ = paper("signals", "acct", "--format", "csv", "--since", records[-3]["asof"])
     assert rc == 0 and len(text.splitlines()) == 4 and text.startswith("symbol,asof,target")
 

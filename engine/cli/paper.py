@@ -4,33 +4,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
-ROOT_HELP = "accounts folder (default ./paper_accounts or $LSTMKNN_PAPER_ROOT)"
+from engine.cli.common import add_cache, add_config, config_from_args
+
+ROOT_HELP = ("accounts folder (default ./paper_accounts or $LSTMKNN_PAPER_ROOT; a symbolic link "
+             "is used only when named here or in the variable)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("paper", help="paper trading account in a local SQLite ledger")
-    cmds = p.add_subparsers(dest="paper_command", required=True)
+    p = sub.add_parser("paper", help="paper trading account in a local SQLite ledger",
+                       description="A paper trading account: a SQLite ledger stepped bar by bar "
+                                   "with the backtest's semantics.")
+    cmds = p.add_subparsers(dest="paper_command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str, func) -> argparse.ArgumentParser:
-        c = cmds.add_parser(name, help=text)
-        c.add_argument("--account", required=True, help="account name")
-        c.add_argument("--root", help=ROOT_HELP)
+    def command(name: str, text: str, func) -> argparse.ArgumentParser:  # noqa: ANN001
+        c = cmds.add_parser(name, help=text, description=text)
+        c.add_argument("--account", required=True, metavar="NAME",
+                       help="account name: 1-64 letters, digits, '_', '.', '-'")
+        c.add_argument("--root", metavar="DIR", help=ROOT_HELP)
         c.set_defaults(func=func)
         return c
 
     c = command("init", "create an account", cmd_init)
-    c.add_argument("--data", required=True, help="bundled name (sp500, msft) or CSV path to trade")
-    c.add_argument("--config", help="TOML config file (default: built-in defaults)")
+    c.add_argument("--data", required=True, metavar="SOURCE",
+                   help="the one symbol to trade: bundled name (sp500, msft), CSV path or NAME=path")
+    add_config(c)
     c.add_argument("--cash", type=float, help="starting cash (overrides execution.cash)")
-    c.add_argument("--start", help="first bar that may trade (default: the first forecast)")
-    c.add_argument("--cache", help="fold model cache folder (default: cache/ in the account)")
+    c.add_argument("--start", metavar="DATE",
+                   help="first bar that may trade (default: the first forecast)")
+    add_cache(c, default="cache/ in the account folder")
 
     c = command("step", "process every new bar of the data source", cmd_step)
-    c.add_argument("--until", help="process bars up to this date only")
-    c.add_argument("--wait", type=float, default=0.0,
+    c.add_argument("--until", metavar="DATE", help="process bars up to this date/time only")
+    c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="seconds to wait for a busy account (default 0: fail at once)")
+    c.add_argument("--accept-revisions-from", metavar="DATE",
+                   help="accept the data source's revised history from DATE on (changed, "
+                        "inserted or removed rows up to the last processed bar): logged in the "
+                        "ledger's revisions; what was traded stays, later decisions use the "
+                        "revised data")
     c.add_argument("--json", action="store_true", help="print the step result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress and no summary line")
 
@@ -38,21 +53,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="JSON output")
 
     c = command("report", "write the tearsheet of the account so far", cmd_report)
-    c.add_argument("--out", help="HTML path (default: report/tearsheet.html in the account)")
+    c.add_argument("--out", metavar="FILE.html",
+                   help="HTML path (default: report/tearsheet.html in the account); an existing "
+                        "file is replaced only when it is an lstmknn report")
     c.add_argument("--fast", action="store_true", help="models section only, no quantstats")
 
     c = command("signals", "export the recorded signals", cmd_signals)
-    c.add_argument("--format", choices=["csv", "jsonl"], default="csv")
+    c.add_argument("--format", choices=["csv", "jsonl"], default="csv",
+                   help="output format (default csv)")
     c.add_argument("--jsonl", action="store_const", const="jsonl", dest="format",
                    help="same as --format jsonl")
-    c.add_argument("--since", help="only signals on or after this date")
+    c.add_argument("--since", metavar="DATE", help="only signals on or after this date/time")
+
+
+def _cache_arg(args: argparse.Namespace) -> str | None:
+    """``""`` for --no-cache, a folder from --cache or $LSTMKNN_CACHE, None for the default."""
+    if args.no_cache:
+        return ""
+    return args.cache or os.environ.get("LSTMKNN_CACHE") or None
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from engine.errors import UserError
     from engine.paper.runner import init_account
 
-    acct = init_account(args.root, args.account, args.data, args.config, args.cash, args.start,
-                        args.cache)
+    cfg = config_from_args(args)
+    text = ""
+    if args.config:
+        try:
+            text = Path(args.config).read_text()
+        except OSError as exc:  # pragma: no cover - load_config read it a moment ago
+            raise UserError(f"--config {args.config}: {exc.strerror}") from None
+    acct = init_account(args.root, args.account, args.data, cfg, text, start=args.start,
+                        cache=_cache_arg(args))
     print(f"created paper account {acct['name']}: {acct['symbol']} from {acct['data_source']}, "
           f"cash {acct['cash']:,.2f}, config {acct['config_hash']}")
     return 0
@@ -62,7 +95,7 @@ def cmd_step(args: argparse.Namespace) -> int:
     from engine.paper.runner import result_dict, step_account, step_summary
 
     res = step_account(args.root, args.account, until=args.until, wait=args.wait,
-                       progress=not args.quiet)
+                       progress=not args.quiet, accept_revisions_from=args.accept_revisions_from)
     if args.json:
         print(json.dumps(result_dict(res)))
     elif not args.quiet:

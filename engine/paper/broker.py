@@ -6,14 +6,17 @@ execution (:func:`strategies.account.plan_orders` at the close,
 :func:`strategies.account.fill_orders` at the next open), so a paper account
 trades exactly like ``lstmknn backtest``. It must be used inside a ledger
 transaction: every call reads and writes the same ``BEGIN IMMEDIATE`` snapshot.
+The runner gets its broker from a :data:`BrokerFactory` (default
+:func:`paper_broker`), so another broker plugs in without touching the runner.
 """
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+import pandas as pd
 
 from engine.paper.store import Ledger
 from strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
@@ -49,7 +52,14 @@ class Fill:
 
 
 class Broker(ABC):
-    """What the paper runner needs from a broker (local simulation or a real one)."""
+    """Everything the paper runner needs from a broker (the local simulation or a real one).
+
+    The runner calls, per bar: :meth:`sync` at the open, :meth:`value`,
+    :meth:`cash` and :meth:`positions` to mark the account at the close (the
+    equity row is the ledger's), and :meth:`submit_targets` after the signal;
+    ``status`` also reads :meth:`open_orders` and :meth:`cost_basis`, the report
+    :meth:`fills`. Each bar's calls happen inside one ledger transaction.
+    """
 
     @abstractmethod
     def sync(self, bar: str, opens: Mapping[str, float],
@@ -62,12 +72,20 @@ class Broker(ABC):
         """Send the orders that move each symbol to its target weight (decided at ``bar``'s close)."""
 
     @abstractmethod
+    def open_orders(self) -> list[Order]:
+        """Orders sent and not yet executed, in submission order."""
+
+    @abstractmethod
     def fills(self, since: str | None = None) -> list[Fill]:
-        """Execution reports (of bars on or after ``since``)."""
+        """Execution reports (of bars on or after ``since``), in booking order."""
 
     @abstractmethod
     def positions(self) -> dict[str, float]:
-        """Shares held per symbol."""
+        """Shares held per symbol (symbols once held stay, with 0)."""
+
+    @abstractmethod
+    def cost_basis(self) -> dict[str, float]:
+        """Average entry price per held symbol."""
 
     @abstractmethod
     def cash(self) -> float:
@@ -76,6 +94,13 @@ class Broker(ABC):
     def value(self, closes: Mapping[str, float]) -> float:
         """Mark-to-market account value at ``closes``."""
         return self.cash() + sum(q * closes[s] for s, q in self.positions().items() if q)
+
+
+def _since(fills: list[Fill], since: str | None) -> list[Fill]:
+    if since is None:
+        return fills
+    ts = pd.Timestamp(since)
+    return [f for f in fills if pd.Timestamp(f.date) >= ts]
 
 
 class PaperBroker(Broker):
@@ -92,13 +117,9 @@ class PaperBroker(Broker):
                             avg_price={s: p[1] for s, p in held.items()})
 
     def _save(self, state: AccountState) -> None:
-        db = self.ledger.conn
-        db.execute("UPDATE account SET cash = ? WHERE id = 1", (state.cash,))
-        db.executemany(
-            "INSERT INTO positions (symbol, shares, avg_price) VALUES (?, ?, ?) "
-            "ON CONFLICT (symbol) DO UPDATE SET shares = excluded.shares, "
-            "avg_price = excluded.avg_price",
-            [(s, q, state.avg_price.get(s, 0.0)) for s, q in state.positions.items()])
+        self.ledger.set_cash(state.cash)
+        self.ledger.save_positions({s: (q, state.avg_price.get(s, 0.0))
+                                    for s, q in state.positions.items()})
 
     def sync(self, bar: str, opens: Mapping[str, float],
              volumes: Mapping[str, float]) -> list[Fill]:
@@ -111,52 +132,47 @@ class PaperBroker(Broker):
         fills = [Fill(pending[o.seq]["id"], bar, o.seq, o.symbol, o.side, o.size,
                       o.price if o.price == o.price else None, o.commission, o.status)
                  for o in outcomes]
-        db = self.ledger.conn
-        db.executemany(
-            "INSERT INTO fills (order_id, date, seq, symbol, side, size, price, commission, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(f.order_id, f.date, f.seq, f.symbol, f.side, f.size, f.price, f.commission, f.status)
-             for f in fills])
+        self.ledger.add_fills((f.order_id, f.date, f.seq, f.symbol, f.side, f.size, f.price,
+                               f.commission, f.status) for f in fills)
         for o in pending:
             mine = [f for f in fills if f.order_id == o["id"]]
             done = sum(f.size for f in mine if f.price is not None)
             status = mine[-1].status if mine else "cancelled"
             if status == "partial":  # pragma: no cover - a partial is always followed by its rest
                 status = "filled"
-            db.execute("UPDATE orders SET status = ?, filled_size = ?, executed_on = ? WHERE id = ?",
-                       (status, done, bar, o["id"]))
+            self.ledger.finish_order(o["id"], status, done, bar)
         self._save(state)
         return fills
 
     def submit_targets(self, bar: str, targets: Mapping[str, float],
                        closes: Mapping[str, float]) -> list[Order]:
         requests = plan_orders(self._state(), targets, closes, self.params)
-        db = self.ledger.conn
         out = []
         for seq, r in enumerate(requests):
-            cur = db.execute("INSERT INTO orders (decided, seq, symbol, size, ref_price) "
-                             "VALUES (?, ?, ?, ?, ?)", (bar, seq, r.symbol, r.size, r.ref_price))
-            out.append(Order(int(cur.lastrowid), bar, seq, r.symbol, r.size, r.ref_price, "pending"))
+            oid = self.ledger.add_order(bar, seq, r.symbol, r.size, r.ref_price)
+            out.append(Order(oid, bar, seq, r.symbol, r.size, r.ref_price, "pending"))
         return out
 
+    def open_orders(self) -> list[Order]:
+        return [Order(o["id"], o["decided"], o["seq"], o["symbol"], o["size"], o["ref_price"],
+                      o["status"]) for o in self.ledger.pending_orders()]
+
     def fills(self, since: str | None = None) -> list[Fill]:
-        rows = self.ledger.conn.execute(
-            "SELECT order_id, date, seq, symbol, side, size, price, commission, status FROM fills "
-            "WHERE date >= ? ORDER BY id", (since or "",))
-        return [Fill(*r) for r in rows]
+        return _since([Fill(*r) for r in self.ledger.fills()], since)
 
     def positions(self) -> dict[str, float]:
         return {s: p[0] for s, p in self.ledger.positions().items()}
 
+    def cost_basis(self) -> dict[str, float]:
+        return {s: p[1] for s, p in self.ledger.positions().items()}
+
     def cash(self) -> float:
         return float(self.ledger.account()["cash"])
 
-    def record_equity(self, bar: str, closes: Mapping[str, float], previous: float | None) -> float:
-        """Mark to market at ``bar``'s close and book the equity row; returns the value."""
-        state = self._state()
-        value = state.value(closes)
-        ret = value / previous - 1.0 if previous is not None and previous != 0 else 0.0
-        self.ledger.conn.execute("INSERT INTO equity (date, cash, value, ret, positions) "
-                                 "VALUES (?, ?, ?, ?, ?)",
-                                 (bar, state.cash, value, ret, json.dumps(state.positions, sort_keys=True)))
-        return value
+
+BrokerFactory = Callable[[Ledger, ExecutionParams], Broker]
+
+
+def paper_broker(ledger: Ledger, params: ExecutionParams) -> Broker:
+    """The default :data:`BrokerFactory`: a :class:`PaperBroker` on the account's ledger."""
+    return PaperBroker(ledger, params)

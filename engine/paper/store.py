@@ -1,9 +1,18 @@
-"""The SQLite ledger of a paper account, its folder and its lock.
+"""The SQLite ledger of a paper account, its folder and its lock: every SQL statement lives here.
 
 One folder per account under the accounts root: ``ledger.sqlite`` (WAL mode),
-``lock`` (``flock``-ed by whoever writes) and ``cache/`` (fold models). The
-ledger is recognised by ``PRAGMA application_id``, ``PRAGMA user_version`` and
-the ``meta`` table; any other file is refused, never overwritten or migrated.
+``lock`` (``flock``-ed by whoever writes), ``cache/`` (fold models) and
+``report/``. The ledger is recognised by ``PRAGMA application_id``,
+``PRAGMA user_version`` and the ``meta`` table; any other file is refused,
+never overwritten. A version-1 ledger is upgraded in place by adding the
+``revisions`` table (additive; nothing else changes).
+
+Nothing in an account folder may be a symbolic link (it would let writes, or
+another account's ledger, escape the folder), nor the account folder itself;
+the accounts root may be one only when the caller names it explicitly.
+SQLite's "database is locked" and "database or disk is full" become one-line
+:class:`~engine.errors.UserError`\\ s that say what to do; the transaction in
+flight is rolled back, so the ledger stays as it was after the last whole bar.
 """
 
 from __future__ import annotations
@@ -14,20 +23,40 @@ import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.errors import UserError
 
 APP_ID = 0x4C4B4E50  # "LKNP"
 APP_NAME = "lstmknn-paper"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 LEDGER_FILE = "ledger.sqlite"
 LOCK_FILE = "lock"
+CACHE_DIR = "cache"
+REPORT_DIR = "report"
 DEFAULT_ROOT = "paper_accounts"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch
+# Files and folders of an account that must never be symbolic links.
+ACCOUNT_ENTRIES = (LEDGER_FILE, f"{LEDGER_FILE}-wal", f"{LEDGER_FILE}-shm", f"{LEDGER_FILE}-journal",
+                   LOCK_FILE, CACHE_DIR, REPORT_DIR)
+BUSY_TIMEOUT = 10.0  # seconds SQLite waits for another connection's write lock
+
+REVISIONS_TABLE = """
+CREATE TABLE revisions (
+    id INTEGER PRIMARY KEY,
+    accepted_at TEXT NOT NULL,
+    from_date TEXT NOT NULL,
+    through_date TEXT NOT NULL,
+    rows_changed INTEGER NOT NULL,
+    rows_before INTEGER NOT NULL,
+    rows_after INTEGER NOT NULL,
+    old_hash TEXT NOT NULL,
+    new_hash TEXT NOT NULL,
+    old_bars TEXT NOT NULL
+)"""
 
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -103,23 +132,60 @@ CREATE TABLE equity (
     ret REAL NOT NULL,
     positions TEXT NOT NULL
 );
-"""
+""" + REVISIONS_TABLE + ";\n"
 
+# Tables a snapshot compares (name -> order), and the trading state of the account row.
+TRADING_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
+                  "fills": "id", "equity": "date"}
+SIGNAL_COLUMNS = ["asof", "symbol", "fold", "lstm", "lstm_conf", "knn", "knn_conf", "regime",
+                  "alpha", "fused", "fusion_used", "target", "train_start", "train_end",
+                  "config_hash", "data_hash"]
+
+
+class Bar(NamedTuple):
+    """A processed bar: ledger position, timestamp text, OHLCV hash."""
+
+    pos: int
+    date: str
+    row_hash: str
+
+
+# ----------------------------------------------------------------------------- folders
 
 def default_root() -> Path:
     """``$LSTMKNN_PAPER_ROOT`` or ``./paper_accounts``."""
     return Path(os.environ.get("LSTMKNN_PAPER_ROOT") or DEFAULT_ROOT)
 
 
+def _refuse_link(path: Path, what: str) -> None:
+    if path.is_symlink():
+        raise UserError(f"{path}: {what} is a symbolic link; refusing to follow it out of the "
+                        "account folder (replace it with a real file or folder)")
+
+
+def check_account_folder(folder: Path) -> None:
+    """UserError when the account folder or anything in it that lstmknn opens is a symlink."""
+    _refuse_link(folder, "the account folder")
+    for entry in ACCOUNT_ENTRIES:
+        _refuse_link(folder / entry, f"the account's {entry!r}")
+
+
 def account_dir(root: str | Path | None, name: str) -> Path:
-    """The folder of account ``name`` (validated: no path tricks, 1-64 safe characters)."""
-    if not isinstance(name, str) or not NAME_RE.match(name):
+    """The folder of account ``name`` (1-64 safe characters, no path tricks, no symlinks).
+
+    ``root`` None means :func:`default_root`; the default ``./paper_accounts`` must
+    not be a symbolic link (a root named explicitly, by argument or
+    ``$LSTMKNN_PAPER_ROOT``, may be).
+    """
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise UserError(f"invalid account name {name!r}: use 1-64 letters, digits, '_', '.', "
                         "'-', starting with a letter or digit")
     base = Path(root) if root is not None else default_root()
+    if root is None and not os.environ.get("LSTMKNN_PAPER_ROOT") and base.is_symlink():
+        raise UserError(f"{base}: the default accounts folder is a symbolic link; pass it "
+                        "explicitly with --root to use it")
     path = base / name
-    if path.resolve().parent != base.resolve():  # pragma: no cover - the regex forbids it
-        raise UserError(f"invalid account name {name!r}")
+    check_account_folder(path)
     return path
 
 
@@ -128,8 +194,10 @@ def account_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
     """Exclusive lock on the account (``flock``); UserError when busy after ``wait`` seconds."""
     path = folder / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as exc:
+        if path.is_symlink():
+            _refuse_link(path, "the account's 'lock'")
         raise UserError(f"{folder}: cannot open the account lock ({exc.strerror})") from None
     try:
         deadline = time.monotonic() + max(wait, 0.0)
@@ -148,10 +216,41 @@ def account_lock(folder: Path, wait: float = 0.0) -> Iterator[None]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
+# ----------------------------------------------------------------------------- SQLite errors
+
+def _user_error(exc: sqlite3.OperationalError, path: Path) -> UserError | None:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return UserError(
+            f"{path}: the ledger is locked by another program (an sqlite3 shell, a backup or a "
+            f"viewer holding a write lock); close it and run the command again - nothing was "
+            f"changed by this run")
+    if "disk is full" in text or "disk i/o error" in text:
+        return UserError(
+            f"{path}: the disk is full ({exc}); free some space and run the command again - the "
+            f"ledger is intact up to the last completed bar and resumes from there")
+    return None
+
+
+@contextmanager
+def sqlite_errors(path: Path) -> Iterator[None]:
+    """Turn a locked ledger or a full disk into a one-line :class:`UserError`."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        err = _user_error(exc, path)
+        if err is None:
+            raise
+        raise err from None
+
+
+# ----------------------------------------------------------------------------- open/create
+
 def _connect(path: Path, create: bool) -> sqlite3.Connection:
+    _refuse_link(path, "the ledger")
     mode = "rwc" if create else "rw"
     conn = sqlite3.connect(f"file:{path}?mode={mode}", uri=True, isolation_level=None,
-                           timeout=10.0)
+                           timeout=BUSY_TIMEOUT)
     conn.row_factory = sqlite3.Row
     return conn
 
@@ -166,29 +265,31 @@ def _pragmas(conn: sqlite3.Connection) -> None:
 
 def create_ledger(path: Path, account: dict[str, Any]) -> Ledger:
     """Create a new ledger file; refuses to touch an existing file of any kind."""
+    _refuse_link(path, "the ledger")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
     except FileExistsError:
         raise UserError(f"{path} already exists; refusing to overwrite it") from None
     os.close(fd)
     conn = _connect(path, create=True)
     try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        _pragmas(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.execute(f"PRAGMA application_id = {APP_ID}")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-            ("application", APP_NAME), ("schema_version", str(SCHEMA_VERSION)),
-            ("created_at", account["created_at"])])
-        cols = ", ".join(account)
-        marks = ", ".join("?" for _ in account)
-        conn.execute(f"INSERT INTO account (id, {cols}) VALUES (1, {marks})",
-                     list(account.values()))
-        conn.execute("COMMIT")
+        with sqlite_errors(path):
+            conn.execute("PRAGMA journal_mode = WAL")
+            _pragmas(conn)
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA application_id = {APP_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+                ("application", APP_NAME), ("schema_version", str(SCHEMA_VERSION)),
+                ("created_at", account["created_at"])])
+            cols = ", ".join(account)
+            marks = ", ".join("?" for _ in account)
+            conn.execute(f"INSERT INTO account (id, {cols}) VALUES (1, {marks})",
+                         list(account.values()))
+            conn.execute("COMMIT")
     except BaseException:
         conn.close()
         for suffix in ("", "-wal", "-shm"):
@@ -198,9 +299,24 @@ def create_ledger(path: Path, account: dict[str, Any]) -> Ledger:
 
 
 def require_account(folder: Path) -> None:
-    """UserError unless ``folder`` holds a ledger file."""
+    """UserError unless ``folder`` holds a ledger file (and no symlink)."""
+    check_account_folder(folder)
     if not (folder / LEDGER_FILE).is_file():
         raise UserError(f"no paper account at {folder} (create it with `lstmknn paper init`)")
+
+
+def _upgrade_v1(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2: add the ``revisions`` table (nothing else changes)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+            conn.execute(REVISIONS_TABLE)
+            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
+            conn.execute("PRAGMA user_version = 2")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def open_ledger(path: Path) -> Ledger:
@@ -208,20 +324,26 @@ def open_ledger(path: Path) -> Ledger:
     require_account(path.parent)
     conn = _connect(path, create=False)
     try:
-        app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if app_id != APP_ID:
-            raise UserError(f"{path} is not an lstmknn paper ledger (application_id {app_id}); "
-                            "refusing to use it")
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-        if meta.get("application") != APP_NAME:
-            raise UserError(f"{path} is not an lstmknn paper ledger (meta table); refusing to use it")
-        if version != SCHEMA_VERSION or meta.get("schema_version") != str(SCHEMA_VERSION):
-            raise UserError(f"{path}: ledger schema version {version} is not supported by this "
-                            f"lstmknn (version {SCHEMA_VERSION}); refusing to use it")
-        _pragmas(conn)
+        with sqlite_errors(path):
+            app_id = conn.execute("PRAGMA application_id").fetchone()[0]
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if app_id != APP_ID:
+                raise UserError(f"{path} is not an lstmknn paper ledger (application_id {app_id});"
+                                " refusing to use it")
+            meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+            if meta.get("application") != APP_NAME:
+                raise UserError(f"{path} is not an lstmknn paper ledger (meta table); refusing "
+                                "to use it")
+            if version not in (1, SCHEMA_VERSION) or meta.get("schema_version") != str(version):
+                raise UserError(f"{path}: ledger schema version {version} is not supported by "
+                                f"this lstmknn (version {SCHEMA_VERSION}); refusing to use it")
+            _pragmas(conn)
+            if version == 1:
+                _upgrade_v1(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if isinstance(exc, sqlite3.OperationalError) and _user_error(exc, path):
+            raise _user_error(exc, path) from None
         raise UserError(f"{path} is not a readable lstmknn paper ledger ({exc}); "
                         "refusing to use it") from None
     except BaseException:
@@ -229,6 +351,17 @@ def open_ledger(path: Path) -> Ledger:
         raise
     return Ledger(conn, path)
 
+
+def snapshot(path: Path, integrity: bool = False) -> dict[str, Any]:
+    """Every trading table of the ledger at ``path`` (see :meth:`Ledger.snapshot`)."""
+    ledger = open_ledger(path)
+    try:
+        return ledger.snapshot(integrity)
+    finally:
+        ledger.close()
+
+
+# ----------------------------------------------------------------------------- the ledger
 
 class Ledger:
     """Reads and writes of one account's ledger (writes only inside :meth:`transaction`)."""
@@ -241,49 +374,47 @@ class Ledger:
         self.conn.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on any error)."""
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+    def transaction(self) -> Iterator[Ledger]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any error; a locked ledger or a
+        full disk raises a one-line :class:`UserError`."""
+        with sqlite_errors(self.path):
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
+            try:
+                self.conn.execute("COMMIT")
+            except sqlite3.OperationalError:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
 
-    def _all(self, sql: str, args: tuple = ()) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(sql, args).fetchall()]
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.conn.execute(sql, tuple(args)).fetchall()]
 
-    def account(self) -> dict[str, Any]:
-        return dict(self.conn.execute("SELECT * FROM account WHERE id = 1").fetchone())
+    # --- identity (for checks and tests)
 
-    def positions(self) -> dict[str, tuple[float, float]]:
-        """``symbol -> (shares, avg_price)``."""
-        rows = self.conn.execute("SELECT symbol, shares, avg_price FROM positions ORDER BY symbol")
-        return {r[0]: (r[1], r[2]) for r in rows}
+    def describe(self) -> dict[str, Any]:
+        """Journal mode, application id, schema version, meta and table names."""
+        c = self.conn
+        return {"journal_mode": c.execute("PRAGMA journal_mode").fetchone()[0],
+                "application_id": c.execute("PRAGMA application_id").fetchone()[0],
+                "user_version": c.execute("PRAGMA user_version").fetchone()[0],
+                "meta": dict(c.execute("SELECT key, value FROM meta").fetchall()),
+                "tables": sorted(r[0] for r in c.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'"))}
 
-    def bars(self) -> list[tuple[int, str, str]]:
-        """Processed bars as ``(pos, date, row_hash)`` in order."""
-        return [tuple(r) for r in self.conn.execute("SELECT pos, date, row_hash FROM bars ORDER BY pos")]
-
-    def is_trading(self) -> bool:
-        """Whether the account has started (has marked an equity row)."""
-        return self.conn.execute("SELECT 1 FROM equity LIMIT 1").fetchone() is not None
-
-    def last_equity(self) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM equity ORDER BY date DESC LIMIT 1").fetchone()
-        return dict(row) if row else None
-
-    def pending_orders(self) -> list[dict[str, Any]]:
-        return self._all("SELECT * FROM orders WHERE status = 'pending' ORDER BY decided, seq")
-
-    def last_signal(self) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT record FROM signals ORDER BY date DESC LIMIT 1").fetchone()
-        return json.loads(row[0]) if row else None
-
-    def signals(self, since: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT record FROM signals WHERE date >= ? ORDER BY date, symbol"
-        return [json.loads(r[0]) for r in self.conn.execute(sql, (since or "",))]
+    def snapshot(self, integrity: bool = False) -> dict[str, Any]:
+        """Every trading table (and the account's trading state), for exact comparisons."""
+        out: dict[str, Any] = {t: self.table(t, o) for t, o in TRADING_TABLES.items()}
+        out["account"] = dict(self.conn.execute(
+            "SELECT cash, last_pos, last_bar FROM account WHERE id = 1").fetchone())
+        if integrity:
+            out["integrity"] = self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return out
 
     def table(self, name: str, order: str) -> list[dict[str, Any]]:
         """All rows of a ledger table (``name`` and ``order`` are trusted identifiers)."""
@@ -291,6 +422,141 @@ class Ledger:
 
     def counts(self) -> dict[str, int]:
         out = {}
-        for t in ("bars", "signals", "orders", "fills", "equity"):
+        for t in ("bars", "signals", "orders", "fills", "equity", "revisions"):
             out[t] = int(self.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0])
         return out
+
+    # --- account
+
+    def account(self) -> dict[str, Any]:
+        return dict(self.conn.execute("SELECT * FROM account WHERE id = 1").fetchone())
+
+    def set_cash(self, cash: float) -> None:
+        self.conn.execute("UPDATE account SET cash = ? WHERE id = 1", (cash,))
+
+    # --- positions
+
+    def positions(self) -> dict[str, tuple[float, float]]:
+        """``symbol -> (shares, avg_price)``."""
+        rows = self.conn.execute("SELECT symbol, shares, avg_price FROM positions ORDER BY symbol")
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def save_positions(self, held: Mapping[str, tuple[float, float]]) -> None:
+        """Upsert ``symbol -> (shares, avg_price)``."""
+        self.conn.executemany(
+            "INSERT INTO positions (symbol, shares, avg_price) VALUES (?, ?, ?) "
+            "ON CONFLICT (symbol) DO UPDATE SET shares = excluded.shares, "
+            "avg_price = excluded.avg_price",
+            [(s, q, p) for s, (q, p) in held.items()])
+
+    # --- bars
+
+    def bars(self) -> list[Bar]:
+        """Processed bars in order."""
+        return [Bar(*r) for r in self.conn.execute("SELECT pos, date, row_hash FROM bars ORDER BY pos")]
+
+    def bar_rows(self, since_pos: int = 0) -> list[dict[str, Any]]:
+        """Full rows of the processed bars from ledger position ``since_pos`` on."""
+        return self._all("SELECT * FROM bars WHERE pos >= ? ORDER BY pos", (since_pos,))
+
+    def add_bars(self, rows: Iterable[tuple[str, str, float, bool]]) -> None:
+        """Append processed bars ``(date, row_hash, close, traded)`` and move ``last_bar``."""
+        rows = list(rows)
+        if not rows:
+            return
+        first = int(self.account()["last_pos"]) + 1
+        self.conn.executemany(
+            "INSERT INTO bars (pos, date, row_hash, close, traded) VALUES (?, ?, ?, ?, ?)",
+            [(first + i, d, h, c, int(t)) for i, (d, h, c, t) in enumerate(rows)])
+        self.conn.execute("UPDATE account SET last_pos = ?, last_bar = ? WHERE id = 1",
+                          (first + len(rows) - 1, rows[-1][0]))
+
+    def replace_bars(self, from_pos: int, rows: Sequence[tuple[str, str, float, bool]]) -> None:
+        """Replace the processed bars from ``from_pos`` on with ``rows`` (accepted revisions)."""
+        self.conn.execute("DELETE FROM bars WHERE pos >= ?", (from_pos,))
+        self.conn.execute("UPDATE account SET last_pos = ? WHERE id = 1", (from_pos - 1,))
+        self.add_bars(rows)
+
+    def last_close(self) -> float | None:
+        row = self.conn.execute("SELECT close FROM bars ORDER BY pos DESC LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    # --- equity
+
+    def is_trading(self) -> bool:
+        """Whether the account has started (has marked an equity row)."""
+        return self.conn.execute("SELECT 1 FROM equity LIMIT 1").fetchone() is not None
+
+    def equity_dates(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT date FROM equity")}
+
+    def last_equity(self) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT * FROM equity ORDER BY date DESC LIMIT 1").fetchone()
+        return dict(row) if row else None
+
+    def first_equity_date(self) -> str | None:
+        row = self.conn.execute("SELECT date FROM equity ORDER BY date LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def add_equity(self, date: str, cash: float, value: float, ret: float,
+                   positions: Mapping[str, float]) -> None:
+        self.conn.execute("INSERT INTO equity (date, cash, value, ret, positions) "
+                          "VALUES (?, ?, ?, ?, ?)",
+                          (date, cash, value, ret, json.dumps(dict(positions), sort_keys=True)))
+
+    # --- orders and fills
+
+    def pending_orders(self) -> list[dict[str, Any]]:
+        return self._all("SELECT * FROM orders WHERE status = 'pending' ORDER BY decided, seq")
+
+    def add_order(self, decided: str, seq: int, symbol: str, size: float, ref_price: float) -> int:
+        cur = self.conn.execute("INSERT INTO orders (decided, seq, symbol, size, ref_price) "
+                                "VALUES (?, ?, ?, ?, ?)", (decided, seq, symbol, size, ref_price))
+        return int(cur.lastrowid)
+
+    def finish_order(self, order_id: int, status: str, filled_size: float, executed_on: str) -> None:
+        self.conn.execute("UPDATE orders SET status = ?, filled_size = ?, executed_on = ? "
+                          "WHERE id = ?", (status, filled_size, executed_on, order_id))
+
+    def add_fills(self, rows: Iterable[Sequence[Any]]) -> None:
+        """Fill reports ``(order_id, date, seq, symbol, side, size, price, commission, status)``."""
+        self.conn.executemany(
+            "INSERT INTO fills (order_id, date, seq, symbol, side, size, price, commission, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", [tuple(r) for r in rows])
+
+    def fills(self) -> list[tuple]:
+        """Every fill report, in booking order (fields as in :meth:`add_fills`)."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT order_id, date, seq, symbol, side, size, price, commission, status FROM fills "
+            "ORDER BY id")]
+
+    # --- signals
+
+    def add_signal(self, rec: Mapping[str, Any]) -> None:
+        """Record one signal (a :func:`engine.asof.signal_record`)."""
+        self.conn.execute(
+            "INSERT INTO signals (date, symbol, fold, lstm, lstm_conf, knn, knn_conf, regime, "
+            "alpha, fused, fusion_used, target, train_start, train_end, config_hash, data_hash, "
+            "record) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [rec.get(c) for c in SIGNAL_COLUMNS] + [json.dumps(dict(rec))])
+
+    def last_signal(self) -> dict[str, Any] | None:
+        row = self.conn.execute("SELECT record FROM signals ORDER BY date DESC LIMIT 1").fetchone()
+        return json.loads(row[0]) if row else None
+
+    def signals(self) -> list[dict[str, Any]]:
+        """Every signal record, oldest first."""
+        sql = "SELECT record FROM signals ORDER BY date, symbol"
+        return [json.loads(r[0]) for r in self.conn.execute(sql)]
+
+    # --- revisions
+
+    def add_revision(self, rev: Mapping[str, Any]) -> None:
+        """Log accepted revised history (columns of the ``revisions`` table)."""
+        cols = ["accepted_at", "from_date", "through_date", "rows_changed", "rows_before",
+                "rows_after", "old_hash", "new_hash", "old_bars"]
+        self.conn.execute(f"INSERT INTO revisions ({', '.join(cols)}) VALUES "
+                          f"({', '.join('?' for _ in cols)})", [rev[c] for c in cols])
+
+    def revisions(self) -> list[dict[str, Any]]:
+        return self.table("revisions", "id")
