@@ -227,13 +227,13 @@ def _fit_folds(prep: Prepared, folds: list[Fold], first: int, cfg: Config,
     warm = cfg.lstm.warm_start
     states: dict[int, dict] = {}
 
+    check = _entry_check(cfg, prep.features.shape[1])
+
     def cached(k: int) -> dict | None:
         if cache is None:
             return None
-        entry = cache.get(_fold_cache_key(prep, folds[k], cfg))
-        if entry is None or set(entry.get("states", {})) != set(cfg.lookbacks):
-            return None
-        return entry["states"]
+        entry = cache.get(_fold_cache_key(prep, folds[k], cfg), check=check)
+        return None if entry is None else entry["states"]
 
     def fit(k: int) -> dict:
         init = states.get(k - 1) if warm and k > 0 else None
@@ -256,6 +256,22 @@ def _fit_folds(prep: Prepared, folds: list[Fold], first: int, cfg: Config,
         if progress is not None:
             progress(n, total)
     return states
+
+
+def _entry_check(cfg: Config, n_features: int) -> Callable[[dict], str | None]:
+    """A cache check: why an entry's LSTM states do not fit this config's models, or None."""
+    model = lstm_estimator(cfg, 0)
+
+    def check(entry: dict) -> str | None:
+        states = entry.get("states")
+        if not isinstance(states, dict) or set(states) != set(cfg.lookbacks):
+            return f"its lookbacks are not {cfg.lookbacks}"
+        for lb in cfg.lookbacks:
+            if (problem := model.state_problem(states[lb], n_features)) is not None:
+                return f"lookback {lb}: {problem}"
+        return None
+
+    return check
 
 
 def assemble(prep: Prepared, folds: list[Fold], outputs: list[dict], cfg: Config,

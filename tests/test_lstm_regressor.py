@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from sklearn.base import BaseEstimator, clone, is_regressor
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
@@ -99,3 +100,16 @@ def test_not_fitted_error_is_scikit_learns_and_params_of_an_unfitted_model_are_a
 def test_the_estimators_are_importable_from_engine_models():
     assert engine.models.LSTMRegressor is LSTMRegressor
     assert engine.models.KNNRegressor.__module__ == "engine.models.knn"
+
+
+def test_a_state_that_does_not_fit_the_model_is_refused_before_loading():
+    X, y = data(n=120)
+    state = small().fit(X, y).get_state()
+    assert small().state_problem(state) is None
+    with pytest.raises(ValueError, match=r"`module.lstm.weight_ih_l0` is \(32, 3\).*needs \(48, 3\)"):
+        small(hidden_size=12).set_state(state)
+    with pytest.raises(ValueError, match="tensor names do not match"):
+        small().set_state({k: v for k, v in state.items() if k != "x_std"})
+    nan = {**state, "x_mean": torch.full_like(state["x_mean"], float("nan"))}
+    assert "non-finite" in small().state_problem(nan)
+    assert small().set_state(nan).predict(X[:2]).shape == (2,)  # values are not judged on restore

@@ -1,3 +1,4 @@
+import warnings
 from dataclasses import fields
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 import torch
 
 from data.errors import DataError
-from engine.cache import FoldCache
+from engine.cache import CacheWarning, FoldCache, decode_entry, encode_entry
 from engine.config import ConfigError, KNNConfig, LSTMConfig, with_overrides
 from engine.models import KNNRegressor, LSTMRegressor
 from engine.walk_forward import knn_estimator, lstm_estimator, model_device, run_walk_forward
@@ -62,13 +63,79 @@ def test_cached_rerun_gives_the_same_predictions_and_skips_training(small_cfg, s
 
 def test_corrupt_cache_entries_are_rebuilt_not_trusted(small_cfg, small_prices, tmp_path):
     a = run_walk_forward(small_prices, small_cfg, cache=FoldCache(tmp_path)).predictions
-    entries = sorted(tmp_path.rglob("*.pt"))
+    entries = sorted(tmp_path.rglob("*.fold"))
     entries[0].write_bytes(b"not a torch file")
     entries[1].write_bytes(entries[2].read_bytes())  # valid file, wrong key
     cache = FoldCache(tmp_path)
-    b = run_walk_forward(small_prices, small_cfg, cache=cache).predictions
-    assert cache.misses >= 2
+    with pytest.warns(CacheWarning, match="unusable") as seen:
+        b = run_walk_forward(small_prices, small_cfg, cache=cache).predictions
+    assert cache.misses >= 2 and len(seen) >= 2
     pd.testing.assert_frame_equal(a, b)
+
+
+def rewrite_entries(root, change) -> int:
+    """Apply ``change(states)`` to every cache entry, re-signed with a valid checksum."""
+    paths = sorted(root.rglob("*.fold"))
+    for path in paths:
+        entry = decode_entry(path.read_bytes())
+        key = entry.pop("key")
+        change(entry["states"])
+        path.write_bytes(encode_entry(key, entry))
+    return len(paths)
+
+
+def rerun_rebuilds_every_entry(prices, cfg, root, match: str) -> pd.DataFrame:
+    """A cached run warns about each planted entry, refits, and leaves a clean cache behind."""
+    cache = FoldCache(root)
+    with pytest.warns(CacheWarning, match=match):
+        got = run_walk_forward(prices, cfg, cache=cache).predictions
+    assert cache.hits == 0
+    clean = FoldCache(root)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run_walk_forward(prices, cfg, cache=clean)
+    assert clean.misses == 0 and clean.hits > 0
+    return got
+
+
+def test_cache_entries_with_nan_weights_and_a_valid_checksum_are_rebuilt(small_cfg, small_prices,
+                                                                           tmp_path):
+    fresh = run_walk_forward(small_prices, small_cfg, cache=FoldCache(tmp_path)).predictions
+
+    def poison(states):
+        for state in states.values():
+            state["module.lstm.weight_ih_l0"][0, 0] = float("nan")
+
+    assert rewrite_entries(tmp_path, poison) > 1
+    got = rerun_rebuilds_every_entry(small_prices, small_cfg, tmp_path, "non-finite values")
+    assert got[["lstm", "fused"]].notna().all().all()
+    pd.testing.assert_frame_equal(fresh, got, check_exact=True)
+
+
+def test_cache_entries_with_wrong_tensor_shapes_are_rebuilt_before_loading(small_cfg, small_prices,
+                                                                           tmp_path):
+    fresh = run_walk_forward(small_prices, small_cfg, cache=FoldCache(tmp_path)).predictions
+    bigger = with_overrides(small_cfg, {"lstm.hidden_size": 12})
+    wrong = lstm_estimator(bigger, 0).fit(np.random.default_rng(0).normal(size=(40, 5, 6)),
+                                          np.zeros(40)).get_state()
+
+    def swap(states):
+        for lb in states:
+            states[lb] = {k: v.clone() for k, v in wrong.items()}
+
+    rewrite_entries(tmp_path, swap)
+    got = rerun_rebuilds_every_entry(small_prices, small_cfg, tmp_path, "the model needs")
+    pd.testing.assert_frame_equal(fresh, got, check_exact=True)
+
+
+def test_an_unwritable_cache_folder_warns_once_and_the_run_goes_on(small_cfg, small_prices,
+                                                                   tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    with pytest.warns(CacheWarning, match="cannot be written") as seen:
+        got = run_walk_forward(small_prices, small_cfg,
+                               cache=FoldCache(tmp_path / "file" / "cache")).predictions
+    assert len(seen) == 1
+    pd.testing.assert_frame_equal(run_walk_forward(small_prices, small_cfg).predictions, got)
 
 
 def test_since_limits_output_to_later_folds_with_identical_values(small_cfg, small_prices, tmp_path):

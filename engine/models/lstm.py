@@ -161,8 +161,55 @@ class LSTMRegressor(RegressorMixin, BaseEstimator):
         state["y_stats"] = torch.tensor([self.y_mean_, self.y_std_], dtype=torch.float64)
         return state
 
+    def state_layout(self, n_features: int) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+        """Shape and dtype of every tensor :meth:`get_state` returns for ``n_features`` inputs."""
+        with torch.device("meta"):  # shapes only: no memory, no draw from the global RNG
+            net = LSTMNet(n_features, self.hidden_size, self.num_layers, self.head_size,
+                          self.dropout)
+        layout = {f"module.{k}": (tuple(v.shape), v.dtype) for k, v in net.state_dict().items()}
+        layout["x_mean"] = layout["x_std"] = ((n_features,), torch.float32)
+        layout["y_stats"] = ((2,), torch.float64)
+        return layout
+
+    def state_problem(self, state: object, n_features: int | None = None, *,
+                      finite: bool = True) -> str | None:
+        """Why ``state`` cannot be restored into this estimator, or None if it can.
+
+        Checks the names, shapes and dtypes against a network built from this
+        estimator's parameters (``n_features`` defaults to the length of
+        ``x_mean``) and, with ``finite``, that every value is finite and the
+        scales are positive.
+        """
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            return "the state is not a dict of tensors"
+        if n_features is None:
+            if not isinstance(state.get("x_mean"), torch.Tensor):
+                return "the state has no x_mean"
+            n_features = int(state["x_mean"].numel())
+        layout = self.state_layout(n_features)
+        if set(state) != set(layout):
+            diff = sorted(set(state) ^ set(layout))
+            return f"tensor names do not match the model (differ: {', '.join(diff[:4])})"
+        for name, (shape, dtype) in layout.items():
+            got = state[name]
+            if tuple(got.shape) != shape or got.dtype != dtype:
+                return (f"`{name}` is {tuple(got.shape)} {got.dtype}, the model needs {shape} {dtype}")
+            if finite and not bool(torch.isfinite(got).all()):
+                return f"`{name}` has non-finite values"
+        if finite and not (bool((state["x_std"] > 0).all()) and float(state["y_stats"][1]) > 0):
+            return "scales (x_std, y_std) must be positive"
+        return None
+
     def set_state(self, state: dict[str, torch.Tensor]) -> LSTMRegressor:
-        """Restore a fitted model from :meth:`get_state` (no training)."""
+        """Restore a fitted model from :meth:`get_state` (no training).
+
+        A state whose tensor names, shapes or dtypes do not fit this estimator
+        (see :meth:`state_problem`) is a ``ValueError`` before any weight is
+        loaded. Values are not judged here: a diverged fit restores as it is.
+        """
+        problem = self.state_problem(state, finite=False)
+        if problem is not None:
+            raise ValueError(f"cannot restore {type(self).__name__}: {problem}")
         weights = {k[len("module."):]: v for k, v in state.items() if k.startswith("module.")}
         n_feat = int(state["x_mean"].numel())
         net = LSTMNet(n_feat, self.hidden_size, self.num_layers, self.head_size, self.dropout)
