@@ -7,10 +7,11 @@ import pandas as pd
 import pytest
 
 from data.loader import load_prices
+from engine.backtest import run_backtest
 from engine.cli import main
 from engine.config import load_config
 from engine.paper.runner import ledger_frames, open_account
-from engine.pipeline import execute, run_backtest
+from strategies.execution import execute
 from tests.conftest import write_config, write_csv
 
 VALUE_RTOL = 1e-9  # relative equity / fill tolerance against either engine
@@ -93,36 +94,3 @@ def test_an_account_started_later_matches_the_backtest_of_that_span(tmp_path, cs
     span = run.predictions[run.predictions["date"] >= "2000-04-03"]
     prices = {"spx": load_prices(csv).frame}
     compare(paper, execute(prices, span, cfg, engine="vectorized"))
-
-
-def test_the_paper_broker_books_exactly_what_the_bar_step_account_model_does(tmp_path, csv):
-    from engine.paper.broker import Broker, PaperBroker
-    from engine.paper.runner import init_account
-    from strategies.account import AccountState, fill_orders, plan_orders
-    from strategies.costs import ExecutionParams
-
-    init_account(tmp_path, "b", str(csv), cash=10_000)
-    params = ExecutionParams(cash=10_000, commission=0.001, commission_fixed=1.0, slippage=0.002)
-    _, ledger = open_account(tmp_path, "b")
-    broker = PaperBroker(ledger, params)
-    assert isinstance(broker, Broker)
-    state = AccountState(cash=10_000.0)
-    pending = []
-    bars = [("d1", 100.0, None, 1.5), ("d2", 101.0, 102.0, -0.5), ("d3", 99.0, 98.0, 0.0),
-            ("d4", 97.0, 96.0, 0.0)]
-    try:
-        for bar, close, open_, target in bars:
-            with ledger.transaction():
-                fills = broker.sync(bar, {"x": open_}, {"x": 1e9}) if open_ else []
-                orders = broker.submit_targets(bar, {"x": target}, {"x": close})
-            want = fill_orders(state, pending, {"x": open_}, None, params) if open_ else []
-            pending = plan_orders(state, {"x": target}, {"x": close}, params)
-            assert [(f.side, f.size, f.price, f.commission, f.status) for f in fills] == \
-                [(w.side, w.size, w.price, w.commission, w.status) for w in want]
-            assert [(o.size, o.ref_price) for o in orders] == [(p.size, p.ref_price) for p in pending]
-            assert broker.cash() == state.cash and broker.positions() == state.positions
-            assert broker.value({"x": close}) == state.value({"x": close})
-        assert [f.date for f in broker.fills()] == ["d2", "d3", "d4"]
-        assert [f.date for f in broker.fills("d3")] == ["d3", "d4"]
-    finally:
-        ledger.close()
