@@ -32,6 +32,10 @@ from engine.seeding import derive_seed
 Progress = Callable[[int, int], None]
 
 
+class NonFiniteForecastError(ValueError):
+    """A model forecast NaN or inf for some bars of a fold: such forecasts are never traded."""
+
+
 @dataclass
 class Prepared:
     """Everything the folds need, computed once per price frame."""
@@ -160,6 +164,7 @@ def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict
     knn = knn_estimator(cfg)
     knn.fit(prep.features[train], y)
     knn_pred, knn_conf = knn.predict_with_confidence(prep.features[test])
+    check_forecasts(prep, fold, cfg, lstm_preds, knn_pred)
     lstm_conf = np.mean(lstm_confs, axis=0)
     if np.isnan(lstm_conf).all() and len(lstm_preds) > 1:
         lstm_conf = -np.log(np.std(lstm_preds, axis=0) + 1e-12)
@@ -172,6 +177,30 @@ def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict
         "threshold": np.array([fit_threshold(prep.vol[train], cfg.regime.quantile)]),
         "train_mean": np.full(len(test), float(y.mean())),
     }
+
+
+def check_forecasts(prep: Prepared, fold: Fold, cfg: Config, lstm_preds: list[np.ndarray],
+                    knn_pred: np.ndarray) -> None:
+    """Raise :class:`NonFiniteForecastError` naming the fold and model if any forecast is NaN/inf."""
+    models = [(f"LSTM (lookback {lb})", p) for lb, p in zip(cfg.lookbacks, lstm_preds, strict=True)]
+    for name, pred in [*models, ("KNN", knn_pred)]:
+        bad = ~np.isfinite(pred)
+        if bad.any():
+            ix = prep.index
+            raise NonFiniteForecastError(
+                f"fold {fold.index} (trained {_when(ix[fold.train_start])} to "
+                f"{_when(ix[fold.train_end - 1])}, testing {_when(ix[fold.test_start])} to "
+                f"{_when(ix[fold.test_end - 1])}): the {name} forecast NaN or inf for "
+                f"{int(bad.sum())} of {len(pred)} bars (first at "
+                f"{_when(ix[fold.test_start + int(np.argmax(bad))])}); stopping rather than trading "
+                "them. Check that window's prices for degenerate values (e.g. a jump that "
+                "overflows float32)"
+            )
+
+
+def _when(ts: pd.Timestamp) -> str:
+    """A bar's time: the date alone at midnight, else the full timestamp."""
+    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:

@@ -10,7 +10,16 @@ from data.errors import DataError
 from engine.cache import CacheWarning, FoldCache, decode_entry, encode_entry
 from engine.config import ConfigError, KNNConfig, LSTMConfig, with_overrides
 from engine.models import KNNRegressor, LSTMRegressor
-from engine.walk_forward import knn_estimator, lstm_estimator, model_device, run_walk_forward
+from engine.walk_forward import (
+    NonFiniteForecastError,
+    check_forecasts,
+    folds_for,
+    knn_estimator,
+    lstm_estimator,
+    model_device,
+    prepare,
+    run_walk_forward,
+)
 
 
 def test_same_seed_gives_identical_predictions_and_another_seed_does_not(small_cfg, small_prices):
@@ -165,3 +174,31 @@ def test_cuda_requested_without_cuda_is_a_config_error(small_cfg):
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="`lstm.device` is 'cuda' but no CUDA device"):
         model_device(with_overrides(small_cfg, {"lstm.device": "cuda"}))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_an_lstm_forecast_that_overflows_stops_the_run_naming_the_fold_and_model(small_cfg,
+                                                                                 small_prices):
+    prices = small_prices.copy()
+    prices.iloc[100:, :4] *= 1e40  # a return of 1e40 overflows float32 in the LSTM's labels
+    with pytest.raises(NonFiniteForecastError,
+                       match=r"^fold 0 \(trained \d{4}-\d\d-\d\d to .*\): the LSTM \(lookback 5\) "
+                             r"forecast NaN or inf for 25 of 25 bars"):
+        run_walk_forward(prices, small_cfg)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_knn_forecast_is_an_error_naming_the_first_bad_bar(small_cfg, small_prices,
+                                                                        bad):
+    prep = prepare(small_prices, small_cfg)
+    fold = folds_for(prep, small_cfg)[2]
+    n = fold.test_end - fold.test_start
+    lstm, knn = [np.zeros(n)], np.zeros(n)
+    check_forecasts(prep, fold, small_cfg, lstm, knn)  # finite: no error
+    knn[[3, 7]] = bad
+    first = prep.index[fold.test_start + 3].strftime("%Y-%m-%d")
+    with pytest.raises(NonFiniteForecastError,
+                       match=rf"^fold 2 .*the KNN forecast NaN or inf for 2 of {n} bars "
+                             rf"\(first at {first}\)"):
+        check_forecasts(prep, fold, small_cfg, lstm, knn)
+    assert issubclass(NonFiniteForecastError, ValueError)
