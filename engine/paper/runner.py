@@ -261,8 +261,13 @@ def _needs_message(frame: pd.DataFrame, first_new: int, cfg: Config, source: str
 
     wf = cfg.walk_forward
     when = _fmt(frame.index[first_new])
+    # The warm-up counts from the frame's start: pad its end (copies of the last bar, 1 ns
+    # apart) so that a window shorter than one fold still tells how many rows it needs.
+    n = wf.train_window + cfg.max_lookback + cfg.regime.vol_window + wf.gap + 2 * wf.horizon + 300
+    pad = pd.DataFrame([frame.iloc[-1].to_numpy()] * n, columns=frame.columns,
+                       index=frame.index[-1] + pd.to_timedelta(range(1, n + 1), unit="ns"))
     try:
-        prep = prepare(frame, cfg)
+        prep = prepare(pd.concat([frame, pad.rename_axis(frame.index.name)]), cfg)
         warm, first_test = prep.first_sample, folds_for(prep, cfg)[0].test_start
     except DataError as exc:
         return (f"{source}: holds {first_new} rows before the next bar to decide ({when}), too "
@@ -480,6 +485,9 @@ def step_summary(r: StepResult) -> str:
         return "\n".join([*lines, f"{r.account}: waiting for more data ({r.waiting})"])
     if not r.processed:
         return "\n".join([*lines, f"{r.account}: up to date, no new bars"])
+    if r.dropped:
+        lines.append(f"{r.account}: the source no longer holds the first {r.dropped} processed "
+                     "bars (a rolling window); decisions use the rows it holds")
     value = f"; equity {r.value:,.2f}" if r.value is not None else ""
     lines.append(f"{r.account}: processed {r.processed} bars {r.first_bar}..{r.last_bar} "
                  f"({r.history} history, {r.traded} traded, {r.signals} signals, {r.fills} fills)"
