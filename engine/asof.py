@@ -73,7 +73,7 @@ def _padded(prices: pd.DataFrame, n: int) -> pd.DataFrame:
     return pd.concat([prices, pad.rename_axis(prices.index.name)])
 
 
-def padding(prices: pd.DataFrame, cfg: Config) -> int:
+def padding(prices: pd.DataFrame, cfg: Config, available: tuple[str, ...] | None = None) -> int:
     """Dummy bars to append so that the last bar's fold is predicted whole, as in a backtest.
 
     Rows after a bar never change its forecast, but the LSTM's float32 kernels
@@ -86,9 +86,9 @@ def padding(prices: pd.DataFrame, cfg: Config) -> int:
     wf = cfg.walk_forward
     n = len(prices)
     try:
-        prep = prepare(_padded(prices, wf.horizon), cfg)
+        prep = prepare(_padded(prices, wf.horizon), cfg, available)
     except DataError:
-        prepare(prices, cfg)  # raises with the unpadded numbers
+        prepare(prices, cfg, available)  # raises with the unpadded numbers
         raise  # pragma: no cover
     fold = next(f for f in folds_for(prep, cfg) if f.test_start <= n - 1 < f.test_end)
     needed = bars_needed(prep.first_sample, wf.train_window, wf.gap, wf.horizon)
@@ -96,17 +96,18 @@ def padding(prices: pd.DataFrame, cfg: Config) -> int:
 
 
 def compute_signals(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
-                    since: pd.Timestamp | None = None,
-                    progress: Progress | None = None) -> pd.DataFrame:
+                    since: pd.Timestamp | None = None, progress: Progress | None = None,
+                    available: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Walk-forward rows up to the last bar (from ``since`` on), with ``target`` and the
     fold's training span; the frame is padded first (see :func:`padding`).
 
     When a bar's target depends on earlier forecasts (the cost-aware rule), every
     earlier fold is predicted too (fits come from the cache), so the target equals
     the backtest's."""
-    frame = _padded(prices, padding(prices, cfg))
+    frame = _padded(prices, padding(prices, cfg, available))
     wf_since = None if path_dependent(cfg) else since
-    wf = run_walk_forward(frame, cfg, cache=cache, since=wf_since, progress=progress)
+    wf = run_walk_forward(frame, cfg, cache=cache, since=wf_since, progress=progress,
+                          available=available)
     pred = wf.predictions
     pred = pred[pred["date"] <= prices.index[-1]]
     pred = add_targets(pred, cfg, infer_periods_per_year(prices.index))
@@ -156,7 +157,8 @@ def signal_for(data: PriceData, cfg: Config, asof: str | pd.Timestamp | None = N
     prices = data.frame.iloc[: pos + 1]
     when = prices.index[-1]
     try:
-        rows = compute_signals(prices, cfg, cache=cache, since=when, progress=progress)
+        rows = compute_signals(prices, cfg, cache=cache, since=when, progress=progress,
+                               available=data.available)
     except DataError as exc:
         raise DataError(f"{data.symbol} as of {format_timestamp(when)}: {exc}") from None
     rows = rows[rows["date"] == when]

@@ -25,9 +25,11 @@ def model_columns(wf: WalkForwardResult) -> list[str]:
     return [*cols, "knn", "fused", *BASELINES]
 
 
-def walk_forward_task(frame: pd.DataFrame, cfg: Config, cache_root: str | None) -> WalkForwardResult:
+def walk_forward_task(frame: pd.DataFrame, cfg: Config, cache_root: str | None,
+                      available: tuple[str, ...] | None = None) -> WalkForwardResult:
     """One symbol's walk-forward (a pure task: frame and config in, predictions out)."""
-    return run_walk_forward(frame, cfg, cache=FoldCache(cache_root) if cache_root else None)
+    return run_walk_forward(frame, cfg, cache=FoldCache(cache_root) if cache_root else None,
+                            available=available)
 
 
 def walk_forward_symbols(datas: Sequence[PriceData], cfg: Config, *, cache: FoldCache | None = None,
@@ -38,7 +40,7 @@ def walk_forward_symbols(datas: Sequence[PriceData], cfg: Config, *, cache: Fold
     The first failing symbol's exception is raised after all have run.
     """
     root = str(Path(cache.root).resolve()) if cache is not None else None
-    tasks = [Task(d.symbol, walk_forward_task, (d.frame, cfg, root)) for d in datas]
+    tasks = [Task(d.symbol, walk_forward_task, (d.frame, cfg, root, d.available)) for d in datas]
     outcomes = run_tasks(tasks, jobs=jobs, scheduler=scheduler, progress=not quiet,
                          label="symbols")
     for o in outcomes:
@@ -63,7 +65,8 @@ def walk_forward_all(datas: Sequence[PriceData], cfg: Config, *, cache: FoldCach
         results = []
         for d in datas:
             with progress_bar(not quiet, desc=f"{d.symbol} folds") as progress:
-                results.append(run_walk_forward(d.frame, cfg, cache=cache, progress=progress))
+                results.append(run_walk_forward(d.frame, cfg, cache=cache, progress=progress,
+                                                available=d.available))
     else:
         results = walk_forward_symbols(datas, cfg, cache=cache, jobs=jobs, scheduler=scheduler,
                                        quiet=quiet)

@@ -226,14 +226,17 @@ def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
 
 def run_walk_forward(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
                      progress: Progress | None = None,
-                     since: pd.Timestamp | str | None = None) -> WalkForwardResult:
+                     since: pd.Timestamp | str | None = None,
+                     available: Iterable[str] | None = None) -> WalkForwardResult:
     """Retrain on every fold and return the out-of-sample predictions, fused.
 
     ``since`` limits the output to folds whose test bars reach that date
     (earlier folds are still fitted, or loaded from ``cache``, when the warm
     start chain needs them). Learned fusion methods always use every fold.
+    ``available``: the price columns that truly came from the data
+    (``PriceData.available``); features needing others are left out.
     """
-    prep = prepare(prices, cfg)
+    prep = prepare(prices, cfg, available)
     folds = folds_for(prep, cfg)
     first = 0
     if since is not None and cfg.fusion.method in ("fixed", "regime"):

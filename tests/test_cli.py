@@ -91,3 +91,94 @@ def test_config_typo_and_too_little_data_are_one_line_errors(tmp_path, small_csv
 def test_report_on_a_folder_that_is_not_a_run_is_a_clear_error(tmp_path):
     r = run_cli("report", str(tmp_path))
     assert r.returncode == 2 and "not a complete run folder" in r.stderr
+
+
+def test_out_folder_holding_a_users_files_is_refused_before_any_work(tmp_path, small_csv):
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "summary.json").write_text("my own notes")
+    (home / "predictions.csv").write_text("mine")
+    r = run_cli("backtest", "--data", str(small_csv), "--out", str(home), "--quiet")
+    assert r.returncode == 2 and "not an lstmknn backtest run" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert (home / "summary.json").read_text() == "my own notes"
+    assert sorted(p.name for p in home.iterdir()) == ["predictions.csv", "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_rerun_replaces_the_previous_run_says_so_and_leaves_no_stale_tearsheet(
+        tmp_path, small_csv, capsys):
+    with_page = write_config(tmp_path / "page.toml", {"report": {"tearsheet": True}})
+    no_page = write_config(tmp_path / "nopage.toml")
+    out = tmp_path / "run"
+    assert main(["backtest", "--data", str(small_csv), "--config", str(with_page), "--out", str(out),
+                 "--quiet"]) == 0
+    assert (out / "tearsheet.html").exists()
+    capsys.readouterr()
+    assert main(["backtest", "--data", str(small_csv), "--config", str(no_page), "--out", str(out),
+                 "--quiet"]) == 0
+    assert "replaced the previous run in" in capsys.readouterr().out
+    assert not (out / "tearsheet.html").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nopage.toml", "page.toml", "run",
+                                                          "small.csv"]
+
+
+def test_version_flag_prints_the_package_version():
+    r = run_cli("--version")
+    assert r.returncode == 0 and r.stdout.startswith("lstmknn ")
+
+
+def test_help_is_plain_text_and_every_option_explains_itself():
+    import argparse
+
+    from engine.cli import build_parser
+
+    parser = build_parser()
+    assert ":mod:" not in parser.format_help() and "``" not in parser.format_help()
+    missing = []
+
+    def walk(p: argparse.ArgumentParser, name: str) -> None:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub_name, sub in action.choices.items():
+                    walk(sub, f"{name} {sub_name}")
+            elif not isinstance(action, (argparse._HelpAction, argparse._VersionAction)) \
+                    and not action.help:
+                missing.append(f"{name} {action.dest}")
+
+    walk(parser, "lstmknn")
+    assert missing == []
+
+
+@pytest.mark.parametrize("command", [
+    ["backtest"], ["signal", "--data", "sp500"], ["sweep", "--grid", "g.toml"],
+    ["paper", "init", "--account", "a", "--data", "sp500"],
+])
+def test_seed_zero_on_the_command_line_is_honoured_by_every_command(command):
+    from engine.cli import build_parser
+    from engine.cli.common import config_from_args
+
+    args = build_parser().parse_args([*command, "--seed", "0"])
+    assert config_from_args(args).seed == 0
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path, small_csv, cfg_file):
+    out = tmp_path / "run"
+    assert main(["backtest", "--data", str(small_csv), "--config", str(cfg_file), "--out", str(out),
+                 "--quiet"]) == 0
+    r = subprocess.run(f"{sys.executable} -m engine.cli report {out} | head -c 0", shell=True,
+                       capture_output=True, text=True, timeout=120)
+    assert "Broken pipe" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cuda_requested_on_a_machine_without_it_is_a_one_line_error(tmp_path, small_csv, cfg_file):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = tmp_path / "run"
+    r = run_cli("backtest", "--data", str(small_csv), "--config", str(cfg_file), "--device", "cuda",
+                "--out", str(out))
+    assert r.returncode == 2 and "cuda" in r.stderr.lower()
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert not out.exists()

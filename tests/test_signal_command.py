@@ -11,7 +11,7 @@ import pytest
 
 from engine.cli import main
 from engine.config import load_config
-from engine.live import data_hash, row_block
+from engine.asof import data_hash, row_block
 from tests.conftest import write_config, write_csv
 
 FIELDS = ["lstm", "knn", "lstm_conf", "knn_conf", "alpha", "fused", "target", "vol",

@@ -3,7 +3,9 @@ import pandas as pd
 import pytest
 
 from engine.config import with_overrides
-from engine.pipeline import add_targets, execute, run_backtest
+from engine.backtest import run_backtest
+from strategies.execution import execute
+from strategies.targets import add_targets
 
 
 def test_backtest_trades_the_targets_at_the_next_open_with_costs(small_cfg, small_csv):
