@@ -255,10 +255,11 @@ def accept_revisions(ledger: Ledger, frame: pd.DataFrame, since: pd.Timestamp,
     return {k: v for k, v in rev.items() if k != "old_bars"}
 
 
-def _needs_message(frame: pd.DataFrame, first_new: int, cfg: Config, source: str) -> str:
+def _needs_message(frame: pd.DataFrame, first_new: int, cfg: Config, data: PriceData) -> str:
     """Why the rows before the next decision bar are too few (rolling source)."""
     from engine.walk_forward import folds_for, prepare
 
+    source = data.source
     wf = cfg.walk_forward
     when = _fmt(frame.index[first_new])
     # The warm-up counts from the frame's start: pad its end (copies of the last bar, 1 ns
@@ -267,7 +268,7 @@ def _needs_message(frame: pd.DataFrame, first_new: int, cfg: Config, source: str
     pad = pd.DataFrame([frame.iloc[-1].to_numpy()] * n, columns=frame.columns,
                        index=frame.index[-1] + pd.to_timedelta(range(1, n + 1), unit="ns"))
     try:
-        prep = prepare(pd.concat([frame, pad.rename_axis(frame.index.name)]), cfg)
+        prep = prepare(pd.concat([frame, pad.rename_axis(frame.index.name)]), cfg, data.available)
         warm, first_test = prep.first_sample, folds_for(prep, cfg)[0].test_start
     except DataError as exc:
         return (f"{source}: holds {first_new} rows before the next bar to decide ({when}), too "
@@ -376,14 +377,15 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
     try:
         with progress_bar(progress, desc=f"{acct['name']} folds") as bar_progress:
             sig = compute_signals(frame, cfg, cache=fold_cache(folder, acct),
-                                  since=frame.index[first_new], progress=bar_progress)
+                                  since=frame.index[first_new], progress=bar_progress,
+                                  available=data.available)
     except DataError as exc:
         if trading:  # a rolling source dropped rows the next decision needs
-            raise DataError(_needs_message(frame, first_new, cfg, data.source)) from None
+            raise DataError(_needs_message(frame, first_new, cfg, data)) from None
         out.waiting = str(exc)  # too little data for any forecast yet: process nothing
         return out
     if trading and frame.index[first_new] not in set(sig["date"]):
-        raise DataError(_needs_message(frame, first_new, cfg, data.source))
+        raise DataError(_needs_message(frame, first_new, cfg, data))
     last_signal = ledger.last_signal()
     if path_dependent(cfg) and last_signal is not None and last_bar is not None:
         sig = _continue_targets(sig, cfg, float(last_signal["target"]), last_bar,
