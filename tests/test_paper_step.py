@@ -200,3 +200,41 @@ def test_bad_step_options_are_one_line_errors(paper, small_csv, option):
         return
     rc, _, err = paper("step", "acct", *option)
     assert rc == 2 and "not a date" in err and "Traceback" not in err
+
+
+def test_a_step_prints_the_order_it_queued_with_side_quantity_target_and_bar(paper, small_csv):
+    path = paper.init(small_csv)
+    rc, out, _ = paper("step", "acct", "--until", "2000-06-30")
+    led = dump(path)
+    last = led["account"]["last_bar"]
+    target = led["signals"][-1]["target"]
+    pending = [o for o in led["orders"] if o["status"] == "pending"]
+    assert rc == 0 and f"target weight {target:+.3f}" in out
+    for o in pending:
+        side = "buy" if o["size"] > 0 else "sell"
+        assert (f"queued {side} {abs(o['size']):.6g} {o['symbol']} (target weight {target:+.3f}), "
+                f"decided at the close of {last}, fills at the open of the bar after {last}") in out
+    if not pending:
+        assert f"no order queued at the close of {last}" in out
+    rc, out, _ = paper("step", "acct", "--json")
+    res = json.loads(out)
+    orders = [o for o in dump(path)["orders"] if o["status"] == "pending"]
+    assert [(q["side"], q["quantity"], q["decided"]) for q in res["queued"]] == \
+        [("buy" if o["size"] > 0 else "sell", abs(o["size"]), o["decided"]) for o in orders]
+    assert res["target"] == dump(path)["signals"][-1]["target"]
+
+
+@pytest.mark.parametrize("since", ["banana", "2000-13-45", ""])
+def test_signals_since_must_be_a_date(paper, small_csv, since):
+    paper.init(small_csv)
+    rc, out, err = paper("signals", "acct", "--since", since)
+    assert rc == 2 and out == "" and "--since" in err and "not a date" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_signals_since_compares_timestamps_not_text(paper, small_csv):
+    paper.init(small_csv)
+    paper("step", "acct", "--quiet")
+    rc, out, _ = paper("signals", "acct", "--jsonl", "--since", "2000-8-1")  # text: after "2000-08"
+    dates = [json.loads(line)["asof"] for line in out.splitlines()]
+    assert rc == 0 and dates and dates[0] == "2000-08-01" and dates == sorted(dates)
