@@ -90,24 +90,44 @@ class Plan:
         return "1 process (serial)"
 
 
+def resolve_jobs(jobs: int) -> int:
+    """Worker count for ``--jobs`` as joblib reads ``n_jobs``: N > 0 is N, -1 all cores,
+    -2 all but one, ... (``cpu_count + 1 + jobs``); 0, or fewer than one worker, is an error."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int):
+        raise UserError(f"--jobs must be an integer (got {jobs!r})")
+    if jobs == 0:
+        raise UserError("--jobs must not be 0: use 1 for serial, N for N processes, "
+                        "-1 for all cores")
+    if jobs > 0:
+        return jobs
+    cores = joblib.cpu_count()
+    n = cores + 1 + jobs
+    if n < 1:
+        raise UserError(f"--jobs {jobs} leaves no worker on {cores} cores "
+                        f"(use -1 to -{cores}, or a positive count)")
+    return n
+
+
 def plan(jobs: int = 1, scheduler: str | None = None) -> Plan:
-    """Resolve ``jobs``/``scheduler``: scheduler > jobs > $DASK_SCHEDULER_ADDRESS > joblib config."""
-    if jobs < 1:
-        raise UserError(f"--jobs must be >= 1 (got {jobs})")
+    """Resolve ``jobs``/``scheduler``: scheduler > jobs > $DASK_SCHEDULER_ADDRESS > joblib config.
+
+    ``jobs`` follows joblib's ``n_jobs`` (see :func:`resolve_jobs`).
+    """
+    n = resolve_jobs(jobs)
     address = scheduler or (os.environ.get(ENV_SCHEDULER) if jobs == 1 else None)
     if address:
         address = address.strip()
-        if address != LOCAL and jobs > 1:
+        if address != LOCAL and jobs != 1:
             raise UserError("--jobs sizes local processes or `--scheduler local`; the size of "
                             f"the cluster at {address} is set by its workers")
-        return Plan("dask", jobs if jobs > 1 else (os.cpu_count() or 1), address)
-    if jobs > 1:
-        return Plan("processes", jobs)
+        return Plan("dask", n if jobs != 1 else (os.cpu_count() or 1), address)
+    if n > 1:
+        return Plan("processes", n)
     backend, n_jobs = joblib.parallel.get_active_backend()
-    n = backend.default_n_jobs if n_jobs is None else n_jobs
-    if type(backend).__name__ == "SequentialBackend" or n == 1:
+    active = backend.default_n_jobs if n_jobs is None else n_jobs
+    if type(backend).__name__ == "SequentialBackend" or active == 1:
         return Plan("serial", 1)
-    return Plan("joblib", max(1, joblib.effective_n_jobs(n)))
+    return Plan("joblib", max(1, joblib.effective_n_jobs(active)))
 
 
 def _threads_per_worker(p: Plan) -> int | None:
@@ -171,15 +191,29 @@ def _import_distributed() -> Any:
     return distributed
 
 
+def _require_tls() -> None:
+    """Dask's temporary TLS credentials need the ``cryptography`` package."""
+    try:
+        import cryptography  # noqa: F401
+    except ImportError:
+        raise UserError("--scheduler local secures its cluster with TLS, which needs the "
+                        "`cryptography` package: pip install 'lstmknn[dask]'") from None
+
+
 @contextmanager
 def local_cluster(workers: int = 2) -> Iterator[Any]:
-    """A ``LocalCluster`` on 127.0.0.1: ``workers`` processes of 1 thread, no dashboard.
+    """A TLS-secured ``LocalCluster`` on 127.0.0.1: ``workers`` processes of 1 thread, no dashboard.
 
-    Its workers keep glibc's default (adaptive) malloc thresholds: Dask's default
-    ``MALLOC_TRIM_THRESHOLD_`` makes torch training about 2x slower. The variables
-    the nanny exports into this process (``OMP_NUM_THREADS=1``, ...) are undone.
+    ``security=True`` makes Dask create temporary self-signed credentials held
+    by this process only, so no other process on the machine can connect to
+    the scheduler or workers (and run code there); a client must pass
+    ``security=cluster.security``. Its workers keep glibc's default (adaptive)
+    malloc thresholds: Dask's default ``MALLOC_TRIM_THRESHOLD_`` makes torch
+    training about 2x slower. The variables the nanny exports into this process
+    (``OMP_NUM_THREADS=1``, ...) are undone.
     """
     distributed = _import_distributed()
+    _require_tls()
     import dask
 
     saved = dict(os.environ)
@@ -187,7 +221,7 @@ def local_cluster(workers: int = 2) -> Iterator[Any]:
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                dashboard_address=None,  # its bare HTTP endpoint: any free loopback port
+                security=True, dashboard_address=None,  # its bare HTTP endpoint: a free loopback port
                 scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
     finally:
         _restore_environ(saved)
@@ -207,13 +241,20 @@ def _restore_environ(saved: dict[str, str]) -> None:
 
 @contextmanager
 def dask_client(address: str, workers: int = 2) -> Iterator[Any]:
-    """A ``distributed.Client`` for ``address`` (``"local"``: a :func:`local_cluster` for the block)."""
+    """A ``distributed.Client`` for ``address`` (``"local"``: a :func:`local_cluster` for the block).
+
+    The local cluster's client uses the cluster's own TLS credentials; a client
+    of another address uses Dask's configured security (``distributed.comm.tls.*``).
+    """
     distributed = _import_distributed()
     with ExitStack() as stack:
+        security = None
         if address == LOCAL:
-            address = stack.enter_context(local_cluster(workers)).scheduler_address
+            cluster = stack.enter_context(local_cluster(workers))
+            address, security = cluster.scheduler_address, cluster.security
         try:
-            client = distributed.Client(address, timeout="20s", set_as_default=False)
+            client = distributed.Client(address, timeout="20s", set_as_default=False,
+                                        security=security)
         except (OSError, TimeoutError, ValueError) as exc:
             msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise UserError(f"cannot reach the Dask scheduler at {address}: {msg}") from None

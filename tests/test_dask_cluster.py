@@ -15,8 +15,10 @@ import joblib
 import pandas as pd
 import pytest
 
+from data.loader import load_prices
 from engine.config import from_dict, with_overrides
-from engine.parallel import Task, plan, run_tasks
+from engine.errors import UserError
+from engine.parallel import Task, local_cluster, plan, run_tasks
 from engine.sweep import run_sweep
 from tests.conftest import write_csv
 from tests.test_parallel_execution import TINY, walk_forward_tasks
@@ -73,8 +75,6 @@ def cluster_address(tmp_path: Path) -> Iterator[str]:
 
 def test_tasks_on_a_cluster_reached_by_address_match_the_serial_run(cluster_address, tmp_path,
                                                                      monkeypatch):
-    from data.loader import load_prices
-
     csvs = [write_csv(load_prices(n).frame.iloc[:450], tmp_path / f"{n}.csv")
             for n in ("sp500", "msft")]
     tasks = walk_forward_tasks(csvs, from_dict(TINY))
@@ -107,3 +107,32 @@ def test_tasks_on_a_cluster_reached_by_address_match_the_serial_run(cluster_addr
     assert on_dask.summary["execution"].startswith("Dask at tcp://127.0.0.1")
     cols = [c for c in local.results.columns if c != "elapsed"]
     pd.testing.assert_frame_equal(on_dask.results[cols], local.results[cols], check_exact=True)
+
+
+def test_the_local_cluster_serves_only_clients_holding_its_temporary_tls_credentials():
+    pytest.importorskip("cryptography")
+    with local_cluster(workers=2) as cluster:  # 2 workers x 1 thread on 127.0.0.1
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        workers = cluster.scheduler_info["workers"]
+        assert len(workers) == 2 and all(w["nthreads"] == 1 for w in workers.values())
+        assert all(addr.startswith("tls://127.0.0.1:") for addr in workers)
+        # another process's client: its own self-signed credentials, or none at all over TCP
+        with pytest.raises((OSError, TimeoutError), match="TLS certificate does not match"):
+            distributed.Client(address, security=distributed.Security.temporary(), timeout="5s",
+                               set_as_default=False)
+        with pytest.raises((OSError, TimeoutError)):
+            distributed.Client(address.replace("tls://", "tcp://"), timeout="5s",
+                               set_as_default=False)
+        with pytest.raises((OSError, TimeoutError, TypeError)):  # tls:// without credentials
+            distributed.Client(address, timeout="5s", set_as_default=False)
+        with distributed.Client(address, security=cluster.security, timeout="20s",
+                                set_as_default=False) as client:
+            assert client.submit(pow, 6, 2).result(timeout=30) == 36
+    assert cluster.status.name == "closed"
+
+
+def test_the_local_cluster_without_cryptography_is_a_one_line_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cryptography", None)
+    with pytest.raises(UserError, match=r"needs the `cryptography` package: pip install 'lstmknn\[dask\]'"):
+        run_tasks([Task("k", os.getpid)], scheduler="local")

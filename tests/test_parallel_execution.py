@@ -13,12 +13,12 @@ import pandas as pd
 import pytest
 
 from data.loader import load_prices
+from engine.backtest import run_backtest
 from engine.cli import main
 from engine.config import Config, from_dict
 from engine.errors import UserError
-from engine.parallel import Task, _large_args, local_cluster, plan, run_tasks
-from engine.pipeline import run_backtest
-from engine.sweep import walk_forward_task
+from engine.parallel import Plan, Task, _large_args, plan, resolve_jobs, run_tasks
+from engine.universe import walk_forward_task
 from tests.conftest import SMALL, write_csv
 
 TINY = {**copy.deepcopy(SMALL), "seed": 11}
@@ -64,12 +64,7 @@ def test_seeded_predictions_are_identical_serially_in_processes_and_on_a_dask_cl
     serial = predictions(run_tasks(tasks))
     processes = predictions(run_tasks(tasks, jobs=2))
     environ = dict(os.environ)
-    with local_cluster(workers=2) as cluster:  # 2 workers x 1 thread, 127.0.0.1, no dashboard
-        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
-        workers = cluster.scheduler_info["workers"]
-        assert len(workers) == 2 and all(w["nthreads"] == 1 for w in workers.values())
-        dask = predictions(run_tasks(tasks, scheduler=cluster.scheduler_address))
-    assert cluster.status.name == "closed"
+    dask = predictions(run_tasks(tasks, jobs=2, scheduler="local"))  # TLS-secured, 2 workers
     assert dict(os.environ) == environ  # the nanny's OMP_NUM_THREADS etc. do not leak
     assert list(serial) == ["sp500_slice", "msft_slice"]
     for key, frame in serial.items():
@@ -120,10 +115,24 @@ def test_scheduler_address_comes_from_the_environment_unless_jobs_are_given(monk
 
 
 def test_bad_jobs_and_scheduler_combinations_are_user_errors():
-    with pytest.raises(UserError, match="--jobs must be >= 1"):
+    with pytest.raises(UserError, match="--jobs must not be 0: use 1 for serial"):
         plan(jobs=0)
     with pytest.raises(UserError, match="set by its workers"):
         plan(jobs=2, scheduler="tcp://10.0.0.1:8786")
+    with pytest.raises(UserError, match="set by its workers"):
+        plan(jobs=-1, scheduler="tcp://10.0.0.1:8786")
+
+
+def test_negative_jobs_count_from_all_cores_as_in_joblib():
+    cores = joblib.cpu_count()
+    with joblib.parallel_config(backend="loky"):
+        assert resolve_jobs(-1) == cores == joblib.effective_n_jobs(-1)
+        assert resolve_jobs(-cores) == 1 == joblib.effective_n_jobs(-cores)
+    assert resolve_jobs(3) == 3
+    assert plan(jobs=-1) == (Plan("processes", cores) if cores > 1 else Plan("serial", 1))
+    assert plan(jobs=-1, scheduler="local") == Plan("dask", cores, "local")
+    with pytest.raises(UserError, match=rf"--jobs {-cores - 1} leaves no worker on {cores} cores"):
+        plan(jobs=-cores - 1)
 
 
 def test_scheduler_without_dask_installed_is_a_one_line_error(monkeypatch, tmp_path, capsys):
