@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -36,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from engine.errors import UserError
+from engine.progress import progress_bar
 
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
 LOCAL = "local"
@@ -299,35 +299,23 @@ def _backend(p: Plan, shared: list[Any]) -> Iterator[joblib.Parallel]:
 
 
 class ProgressLine:
-    """``label: done/total, elapsed, ETA`` redrawn on stderr (only when it is a terminal)."""
+    """Deprecated thin alias over :func:`engine.progress.progress_bar` (a ``done/total`` bar)."""
 
     def __init__(self, total: int, label: str = "tasks", enabled: bool = True) -> None:
-        self.total, self.label = total, label
-        self.enabled = enabled and total > 0 and sys.stderr.isatty()
-        self.t0 = time.perf_counter()
+        self.total = total
         self.done = self.failed = 0
+        self._stack = ExitStack()
+        self._bar = self._stack.enter_context(progress_bar(enabled and total > 0, desc=label,
+                                                           unit="task"))
 
     def update(self, outcome: Outcome) -> None:
         self.done += 1
         self.failed += not outcome.ok
-        if not self.enabled:
-            return
-        elapsed = time.perf_counter() - self.t0
-        eta = elapsed / self.done * (self.total - self.done)
-        failed = f", {self.failed} failed" if self.failed else ""
-        sys.stderr.write(f"\r{self.label}: {self.done}/{self.total} done{failed}, "
-                         f"{_clock(elapsed)} elapsed, ETA {_clock(eta)}   ")
-        sys.stderr.flush()
+        if self._bar is not None:
+            self._bar(self.done, self.total)
 
     def close(self) -> None:
-        if self.enabled:
-            sys.stderr.write("\n")
-            sys.stderr.flush()
-
-
-def _clock(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
-    return f"{m // 60}:{m % 60:02d}:{s:02d}" if m >= 60 else f"{m}:{s:02d}"
+        self._stack.close()
 
 
 def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, scheduler: str | None = None,
@@ -345,17 +333,14 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, scheduler: str | None = N
         return []
     p = plan(jobs, scheduler)
     threads = _threads_per_worker(p)
-    bar = ProgressLine(len(tasks), label, progress)
     done: dict[str, Outcome] = {}
-    try:
-        with _backend(p, _large_args(tasks) if p.mode == "dask" else []) as parallel:
-            calls = (joblib.delayed(_call)(t.key, threads, t.fn, *t.args, **t.kwargs)
-                     for t in tasks)
-            for outcome in parallel(calls):
-                done[outcome.key] = outcome
-                bar.update(outcome)
-                if on_done is not None:
-                    on_done(outcome)
-    finally:
-        bar.close()
+    with progress_bar(progress, desc=label, unit="task") as bar, \
+            _backend(p, _large_args(tasks) if p.mode == "dask" else []) as parallel:
+        calls = (joblib.delayed(_call)(t.key, threads, t.fn, *t.args, **t.kwargs) for t in tasks)
+        for outcome in parallel(calls):
+            done[outcome.key] = outcome
+            if bar is not None:
+                bar(len(done), len(tasks))
+            if on_done is not None:
+                on_done(outcome)
     return [done[k] for k in keys]

@@ -8,8 +8,8 @@ them (``engine.pipeline``), which also accepts precomputed predictions.
 from __future__ import annotations
 
 import hashlib
-import sys
 from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,10 +26,9 @@ from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
 from engine.models import KNNRegressor, LSTMRegressor, params_from
 from engine.models.lstm import MODEL_VERSION, resolve_device
+from engine.progress import Progress, progress_bar
 from engine.regime import classify, fit_threshold
 from engine.seeding import derive_seed
-
-Progress = Callable[[int, int], None]
 
 
 class NonFiniteForecastError(ValueError):
@@ -347,16 +346,7 @@ def assemble(prep: Prepared, folds: list[Fold], outputs: list[dict], cfg: Config
 
 
 def tqdm_progress(enabled: bool, desc: str = "folds") -> tuple[Progress | None, Callable[[], None]]:
-    """A progress callback drawing a bar on stderr (only when it is a terminal)."""
-    if not enabled or not sys.stderr.isatty():
-        return None, lambda: None
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, desc=desc, unit="fold", file=sys.stderr, leave=False)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.n = done
-        bar.refresh()
-
-    return update, bar.close
+    """Deprecated thin alias over :func:`engine.progress.progress_bar`: (callback, close)."""
+    stack = ExitStack()
+    update = stack.enter_context(progress_bar(enabled, desc=desc, unit="fold"))
+    return update, stack.close

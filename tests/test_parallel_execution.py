@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import os
+import pty
+import struct
+import subprocess
 import sys
+import termios
 import threading
 from pathlib import Path
 
@@ -153,3 +158,32 @@ def test_frames_shared_by_many_tasks_are_scattered_once():
     tasks = [Task("a", len, (frame,)), Task("b", len, (frame,)), Task("c", len, (), {"x": other})]
     shared = _large_args(tasks)
     assert len(shared) == 2 and shared[0] is frame and shared[1] is other
+
+
+PROGRESS_SCRIPT = ("from engine.parallel import Task, run_tasks; "
+                   "run_tasks([Task(str(i), abs, (-i,)) for i in range(3)], progress=True, "
+                   "label='demo')")
+
+
+def test_task_progress_is_drawn_on_a_terminal_and_nothing_is_written_otherwise():
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a 100-column tty
+    try:
+        proc = subprocess.run([sys.executable, "-c", PROGRESS_SCRIPT], stderr=slave,
+                              stdout=subprocess.DEVNULL, timeout=120, check=True)
+        os.close(slave)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # the terminal closed: all of it was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(master)
+    assert proc.returncode == 0 and b"demo" in drawn and b"3/3" in drawn
+    piped = subprocess.run([sys.executable, "-c", PROGRESS_SCRIPT], capture_output=True,
+                           timeout=120, check=True)
+    assert piped.stderr == b""
