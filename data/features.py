@@ -7,7 +7,6 @@ feature, so a 1999 bar and a 2018 bar are comparable for KNN distances.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -86,16 +85,14 @@ def select_features(include: Sequence[str] | None = None,
     """Validated built-in feature names, in :data:`FEATURE_NAMES` order.
 
     ``include=None`` means every feature the data's columns allow. An unknown
-    name is a ``ConfigError``; a feature the data cannot support a ``DataError``.
+    name, or a feature the data cannot support, is a ``DataError`` naming it.
     """
     supported = supported_features(available)
     if include is None:
         return supported
-    from engine.config import ConfigError  # lazy: engine depends on data, not the reverse
-
     unknown = [n for n in include if n not in FEATURE_NAMES]
     if unknown:
-        raise ConfigError(f"`features.include`: unknown feature(s) {', '.join(unknown)} "
+        raise DataError(f"`features.include`: unknown feature(s) {', '.join(unknown)} "
                           f"(known: {', '.join(FEATURE_NAMES)})")
     missing = [n for n in include if n not in supported]
     if missing:
@@ -105,7 +102,7 @@ def select_features(include: Sequence[str] | None = None,
     return tuple(n for n in FEATURE_NAMES if n in set(include))
 
 
-def build_features(prices: pd.DataFrame, include: Sequence[str] | Any | None = None,
+def build_features(prices: pd.DataFrame, include: Sequence[str] | None = None,
                    available: Iterable[str] | None = None) -> pd.DataFrame:
     """Feature matrix aligned with ``prices`` (NaN during each feature's warm-up).
 
@@ -117,13 +114,9 @@ def build_features(prices: pd.DataFrame, include: Sequence[str] | Any | None = N
 
     ``include`` picks built-ins by name (default: all that ``available``, the
     columns that truly came from the file, allow); see :func:`select_features`.
-    A ``FeaturesConfig`` (``cfg.features``) gives the whole configured set,
-    custom features included (:func:`engine.feature_set.feature_frame`).
+    The whole configured set, custom features included, is
+    :func:`engine.feature_set.feature_frame`.
     """
-    if include is not None and hasattr(include, "custom"):
-        from engine.feature_set import feature_frame  # lazy: engine depends on data
-
-        return feature_frame(prices, include, available)  # type: ignore[arg-type]
     names = select_features(include, available)
     close, high, low = prices["close"], prices["high"], prices["low"]
     r = log_returns(close)

@@ -9,8 +9,17 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from reports.cross_section import (
+    ic_by_date,
+    ic_summary,
+    plot_cumulative_spread,
+    plot_ic,
+    plot_quantile_returns,
+    quantile_returns,
+    spread_series,
+)
 from reports.forecast_metrics import forecast_table, per_group_table
-from reports.plots import model_figures
+from reports.plots import fig_to_img, model_figures
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
 
@@ -209,6 +218,8 @@ def models_section(
         parts += [f"<h3>{esc(title)}</h3>", fragment]
         if title == "MSE per fold" and "fold" in predictions.columns:
             parts.append(fold_section(predictions, models, y))
+    if "symbol" in predictions.columns and predictions["symbol"].nunique() >= 2:
+        parts += cross_section_parts(predictions, models, y)
     if "regime" in predictions.columns:
         parts += [
             "<h3>By regime</h3>",
@@ -225,3 +236,31 @@ def models_section(
         parts += [f"<h3>{esc(str(title))}</h3>", table_html(frame)]
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def cross_section_parts(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true",
+                        quantiles: int = 5) -> list[str]:
+    """The cross-section block of a multi-symbol run: IC table and the three figures."""
+    table = pd.DataFrame(ic_summary(predictions, list(models), label=y)).T
+    cols = [c for c in ("ic", "rank_ic", "icir", "ic_tstat", "positive_share", "n_dates")
+            if c in table]
+    parts = [
+        "<h3>Cross-section: IC per date</h3>",
+        '<p class="note">Each date, the correlation across symbols of a forecast with the '
+        "realised next-bar return (IC: Pearson; rank IC: Spearman); mean over dates, ICIR = "
+        "mean / std, t-statistic, share of dates with a positive IC. All on raw returns.</p>",
+        table_html(table[cols].astype(float).round(4)),
+    ]
+    ic = ic_by_date(predictions, "fused", y, method="spearman")
+    if len(ic) >= 2:
+        parts += ["<h3>Rank IC of the fused forecast over time</h3>",
+                  fig_to_img(plot_ic(ic, title="Rank IC of the fused forecast"), "rank IC")]
+    q = quantile_returns(predictions, "fused", quantiles, label=y)
+    if q.get("mean"):
+        parts += ["<h3>Next-bar return by fused-forecast quintile</h3>",
+                  fig_to_img(plot_quantile_returns(q), "quantile returns")]
+    spread = spread_series(predictions, "fused", quantiles, label=y)
+    if len(spread) >= 2:
+        parts += ["<h3>Top-minus-bottom quintile spread, cumulative</h3>",
+                  fig_to_img(plot_cumulative_spread(spread), "cumulative spread")]
+    return parts

@@ -1,0 +1,100 @@
+"""Helpers shared by the tests: the small config, CSV and config writers, ledger dumps."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sqlite3
+from pathlib import Path
+
+import pandas as pd
+
+SMALL = {
+    "seed": 7,
+    "walk_forward": {"train_window": 150, "step": 25},
+    "lstm": {"lookback": 5, "hidden_size": 8, "head_size": 4, "epochs": 3, "warm_epochs": 1,
+             "batch_size": 64, "device": "cpu"},
+    "knn": {"n_neighbors": 10},
+    "fusion": {"min_history": 40},
+    "report": {"tearsheet": False},
+}
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> Path:
+    out = frame.rename(columns=str.capitalize).rename_axis("Date").reset_index()
+    out.to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
+def write_config(path: Path, extra: dict | None = None) -> Path:
+    """Write the small config (plus ``extra`` sections merged in) as a TOML file."""
+    raw = copy.deepcopy(SMALL)
+    for section, values in (extra or {}).items():
+        raw.setdefault(section, {}).update(values)
+    lines = [f"seed = {raw['seed']}"]
+    for section, values in raw.items():
+        if section != "seed":
+            lines += [f"[{section}]", *(f"{k} = {json.dumps(v)}" for k, v in values.items())]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+LEDGER_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
+                 "fills": "id", "equity": "date"}
+
+
+def dump_ledger(path: Path, integrity: bool = False) -> dict:
+    """Every paper ledger table (account: its trading state only), for exact comparisons."""
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    try:
+        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
+               for t, o in LEDGER_TABLES.items()}
+        out["account"] = dict(conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone())
+        if integrity:
+            out["integrity"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        return out
+    finally:
+        conn.close()
+
+
+def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 300.0
+                    ) -> tuple[int, str]:
+    """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal, as a user's shell does.
+
+    Returns the exit status and everything the program drew on the terminal.
+    """
+    import fcntl
+    import os
+    import select
+    import struct
+    import subprocess
+    import termios
+    import time
+
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100
+    proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
+                            close_fds=True)
+    os.close(slave)
+    chunks: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise TimeoutError(f"{args} did not finish in {timeout} s")
+            ready, _, _ = select.select([master], [], [], 0.2)
+            if ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:  # the child closed the terminal
+                    data = b""
+                if not data and proc.poll() is not None:
+                    break
+                chunks.append(data)
+            elif proc.poll() is not None:
+                break
+    finally:
+        os.close(master)
+    return proc.wait(), b"".join(chunks).decode(errors="replace")
