@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,8 +19,9 @@ def progress_bar(enabled: bool, desc: str, unit: str = "fold") -> Iterator[Progr
         return
     from tqdm import tqdm
 
-    bar = tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False,
-               dynamic_ncols=True)
+    # a terminal that reports no size (e.g. `script ... /dev/null`) still gets 80 columns
+    width = shutil.get_terminal_size((80, 24)).columns or 80
+    bar = tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False, ncols=width)
 
     def update(done: int, total: int) -> None:
         bar.total = total

@@ -9,13 +9,7 @@ import pytest
 
 from data.loader import load_prices
 from engine.config import Config, from_dict
-from tests.helpers import (  # noqa: F401  (re-exported for older imports)
-    LEDGER_TABLES,
-    SMALL,
-    dump_ledger,
-    write_config,
-    write_csv,
-)
+from tests.helpers import SMALL, write_csv
 
 
 @pytest.fixture

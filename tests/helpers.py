@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
-import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -18,6 +18,20 @@ SMALL = {
     "fusion": {"min_history": 40},
     "report": {"tearsheet": False},
 }
+
+
+TINY = {**copy.deepcopy(SMALL), "seed": 11}
+TINY["lstm"]["epochs"] = 2
+
+
+def walk_forward_tasks(csvs: list[Path], cfg: Any) -> list[Any]:
+    """One walk-forward task per CSV (for the execution-layer tests)."""
+    from data.loader import load_prices
+    from engine.parallel import Task
+    from engine.universe import walk_forward_task
+
+    datas = [load_prices(p) for p in csvs]
+    return [Task(d.symbol, walk_forward_task, (d.frame, cfg, None)) for d in datas]
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> Path:
@@ -39,23 +53,6 @@ def write_config(path: Path, extra: dict | None = None) -> Path:
     return path
 
 
-LEDGER_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
-                 "fills": "id", "equity": "date"}
-
-
-def dump_ledger(path: Path, integrity: bool = False) -> dict:
-    """Every paper ledger table (account: its trading state only), for exact comparisons."""
-    conn = sqlite3.connect(path)
-    conn.row_factory = sqlite3.Row
-    try:
-        out = {t: [dict(r) for r in conn.execute(f"SELECT * FROM {t} ORDER BY {o}")]
-               for t, o in LEDGER_TABLES.items()}
-        out["account"] = dict(conn.execute("SELECT cash, last_pos, last_bar FROM account").fetchone())
-        if integrity:
-            out["integrity"] = conn.execute("PRAGMA integrity_check").fetchone()[0]
-        return out
-    finally:
-        conn.close()
 
 
 def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 300.0

@@ -11,7 +11,7 @@ from data.loader import load_prices
 from engine.audit import format_table, recursive_check, run_audit
 from engine.cache import FoldCache
 from engine.config import from_dict
-from tests.conftest import SMALL
+from tests.helpers import SMALL
 
 EX = "tests.feature_examples"
 LEAKS = ["next_return", "centred_mean", "full_sample_zscore", "weekly_close", "history_rank"]

@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.config import with_overrides
 from engine.backtest import run_backtest
+from engine.config import with_overrides
 from strategies.execution import execute
 from strategies.targets import add_targets
 
@@ -38,7 +38,7 @@ def test_precomputed_predictions_can_be_traded_again_and_twin_agrees_with_backtr
 
 
 def test_portfolio_of_two_symbols_trades_both_in_one_account(small_cfg, sp500, tmp_path):
-    from tests.conftest import write_csv
+    from tests.helpers import write_csv
 
     a = write_csv(sp500.iloc[:420], tmp_path / "aaa.csv")
     b = write_csv(sp500.iloc[:420].drop(sp500.index[[300, 310, 320]]) * [1, 1, 1, 1, 2], tmp_path / "bbb.csv")
@@ -61,3 +61,22 @@ def test_hourly_bars_are_annualised_as_hourly_not_daily(small_cfg, sp500, tmp_pa
     run = run_backtest([str(path)], small_cfg)
     assert run.summary["periods_per_year"] == pytest.approx(252 * 7, rel=0.1)
     assert run.summary["strategy"]["periods_per_year"] == run.summary["periods_per_year"]
+
+
+def test_symbols_that_start_and_stop_share_capital_only_while_they_trade(small_cfg, sp500, tmp_path):
+    from tests.helpers import write_csv
+
+    early = write_csv(sp500.iloc[:520], tmp_path / "early.csv")   # ends 100 bars before late
+    late = write_csv(sp500.iloc[100:620], tmp_path / "late.csv")  # starts 100 bars later
+    run = run_backtest([str(early), str(late)], small_cfg)
+    pred = run.predictions
+    alone = pred.groupby("date")["symbol"].transform("size") == 1
+    assert alone.any()
+    lone = pred[alone & (pred["fused"].abs() > small_cfg.cost_rate)]
+    assert (lone["target"].abs().isin([0.0, 1.0])).all()  # a lone symbol gets all the capital
+    spans = {s["symbol"]: s for s in run.summary["symbols"]}
+    assert spans["early"]["closed_out"] is not None and spans["late"]["closed_out"] is None
+    assert spans["early"]["last_bar"] == sp500.index[519].strftime("%Y-%m-%d")
+    positions = run.result.positions
+    after = positions.index > sp500.index[519]
+    assert (positions.loc[after, "early"].fillna(0) == 0).all()  # not held at a frozen price

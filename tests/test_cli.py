@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from engine.cli import main
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 @pytest.fixture

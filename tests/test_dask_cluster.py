@@ -20,8 +20,7 @@ from engine.config import from_dict, with_overrides
 from engine.errors import UserError
 from engine.parallel import Task, local_cluster, plan, run_tasks
 from engine.sweep import run_sweep
-from tests.conftest import write_csv
-from tests.test_parallel_execution import TINY, walk_forward_tasks
+from tests.helpers import TINY, walk_forward_tasks, write_csv
 
 distributed = pytest.importorskip("distributed")
 DASK = Path(sys.executable).with_name("dask")

@@ -12,7 +12,7 @@ from engine.paper.broker import Broker, Fill, Order, PaperBroker
 from engine.paper.runner import init_account, open_account, step_account
 from strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
 from strategies.costs import ExecutionParams
-from tests.conftest import SMALL, write_csv
+from tests.helpers import SMALL, write_csv
 
 COSTLY = {"commission": 0.001, "commission_fixed": 1.0, "slippage": 0.001, "cash": 10_000}
 

@@ -14,7 +14,7 @@ import pytest
 from engine.cli import main
 from engine.paper.runner import PAUSE_ENV
 from engine.paper.store import LEDGER_FILE, TRADING_TABLES, open_ledger, snapshot
-from tests.conftest import write_config, write_csv
+from tests.helpers import write_config, write_csv
 
 KILLS = 16
 

@@ -12,7 +12,7 @@ from engine.cli import main
 from engine.config import load_config
 from engine.paper.runner import ledger_frames, open_account
 from strategies.execution import execute
-from tests.conftest import write_config, write_csv
+from tests.helpers import write_config, write_csv
 
 VALUE_RTOL = 1e-9  # relative equity / fill tolerance against either engine
 COSTLY = {"execution": {"commission": 0.001, "commission_fixed": 1.0, "slippage": 0.001},

@@ -6,12 +6,12 @@ import pytest
 
 from engine.cli import main
 from engine.paper.runner import REPORT_MARK, is_report
-from tests.conftest import write_config
+from tests.helpers import write_config
 
 
 @pytest.fixture(scope="module")
 def account(tmp_path_factory, sp500):
-    from tests.conftest import write_csv
+    from tests.helpers import write_csv
 
     d = tmp_path_factory.mktemp("report")
     csv = write_csv(sp500.iloc[:300], d / "spx.csv")

@@ -11,7 +11,7 @@ from data.loader import load_prices
 from engine.asof import data_hash
 from engine.cli import main
 from engine.paper.store import LEDGER_FILE, snapshot
-from tests.conftest import write_config, write_csv
+from tests.helpers import write_config, write_csv
 
 TRADED = ("signals", "orders", "fills", "equity")
 

@@ -8,7 +8,7 @@ import pytest
 
 from engine.cli import main
 from engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
-from tests.conftest import write_config, write_csv
+from tests.helpers import write_config, write_csv
 
 dump = snapshot
 

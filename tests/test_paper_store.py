@@ -26,7 +26,7 @@ from engine.paper.store import (
     open_ledger,
     snapshot,
 )
-from tests.conftest import SMALL, write_config
+from tests.helpers import SMALL, write_config
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import fcntl
 import os
 import pty
@@ -23,11 +22,7 @@ from engine.cli import main
 from engine.config import Config, from_dict
 from engine.errors import UserError
 from engine.parallel import Plan, Task, _large_args, plan, resolve_jobs, run_tasks
-from engine.universe import walk_forward_task
-from tests.conftest import SMALL, write_csv
-
-TINY = {**copy.deepcopy(SMALL), "seed": 11}
-TINY["lstm"]["epochs"] = 2
+from tests.helpers import TINY, walk_forward_tasks, write_csv
 
 
 @pytest.fixture
@@ -40,11 +35,6 @@ def two_csvs(tmp_path: Path) -> list[Path]:
     """~450-row slices of the bundled sp500 and msft histories written as CSV files."""
     return [write_csv(load_prices(name).frame.iloc[:450], tmp_path / f"{name}_slice.csv")
             for name in ("sp500", "msft")]
-
-
-def walk_forward_tasks(csvs: list[Path], cfg: Config) -> list[Task]:
-    datas = [load_prices(p) for p in csvs]
-    return [Task(d.symbol, walk_forward_task, (d.frame, cfg, None)) for d in datas]
 
 
 def predictions(outcomes) -> dict[str, pd.DataFrame]:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from engine.asof import data_hash, row_block
 from engine.cli import main
 from engine.config import load_config
-from engine.asof import data_hash, row_block
-from tests.conftest import write_config, write_csv
+from tests.helpers import write_config, write_csv
 
 FIELDS = ["lstm", "knn", "lstm_conf", "knn_conf", "alpha", "fused", "target", "vol",
           "train_mean", "persistence"]
@@ -103,3 +103,34 @@ def test_an_unusable_asof_is_a_one_line_error(setup, capsys, asof, message):
                "--cache", str(setup["cache"]), "--quiet", "--asof", asof])
     err = capsys.readouterr().err
     assert rc == 2 and message in err and "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_several_symbols_give_one_row_each_with_weight_side_quantity_and_staleness(
+        setup, sp500, tmp_path, capsys):
+    short = write_csv(sp500.iloc[:380], tmp_path / "short.csv")  # ends 20 bars earlier
+    capsys.readouterr()
+    rc = main(["signal", "--data", str(setup["csv"]), str(short), "--config", str(setup["cfg"]),
+               "--cache", str(setup["cache"]), "--quiet", "--account-value", "50000"])
+    captured = capsys.readouterr()
+    assert rc == 0
+    recs = json.loads(captured.out)
+    assert [r["symbol"] for r in recs] == ["spx", "short"]
+    live, stale = recs
+    for key in ("decided_at", "for_bar", "target", "weight", "side", "quantity", "last_close"):
+        assert key in live, key
+    assert live["for_bar"] == "next open" and not live["stale"] and live["warning"] is None
+    assert live["weight"] == live["target"]  # the only symbol with current data
+    assert live["quantity"] == pytest.approx(live["weight"] * 50000 / live["last_close"])
+    assert live["side"] == {1: "long", -1: "short", 0: "flat"}[int(np.sign(live["weight"]))]
+    assert stale["stale"] and "data ends at" in stale["warning"] and stale["weight"] is None
+    assert "short: data ends at" in captured.err
+
+
+def test_an_asof_date_after_the_data_ends_warns_instead_of_passing_off_old_data(setup, capsys):
+    capsys.readouterr()
+    rc = main(["signal", "--data", str(setup["csv"]), "--config", str(setup["cfg"]),
+               "--cache", str(setup["cache"]), "--quiet", "--asof", "2030-01-01"])
+    captured = capsys.readouterr()
+    rec = json.loads(captured.out)
+    assert rc == 0 and rec["stale"] and "before the as-of date 2030-01-01" in rec["warning"]
+    assert "warning" in captured.err

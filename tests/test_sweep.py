@@ -12,8 +12,7 @@ import engine.sweep as sweep
 from engine.cli import main
 from engine.config import ConfigError, from_dict, with_overrides
 from engine.sweep import expand_grid, load_grid, run_sweep
-from tests.conftest import write_csv
-from tests.test_parallel_execution import TINY
+from tests.helpers import TINY, write_csv
 
 GRID = {"lstm.lookback": [5, 10], "regime.alpha_calm": [0.6, 0.8]}
 

@@ -11,6 +11,7 @@ from importlib import metadata
 
 from engine.cli import audit, backtest, bench, paper, report, signal, sweep
 from engine.errors import USER_ERRORS
+from engine.walk_forward import NonFiniteForecastError
 
 COMMANDS = (backtest, report, signal, paper, sweep, audit, bench)
 DESCRIPTION = ("Walk-forward LSTM + KNN fusion backtests, as-of signals and paper trading. "
@@ -47,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"lstmknn: error: {exc}", file=sys.stderr)
         return 2
+    except NonFiniteForecastError as exc:  # a model produced NaN/inf: never traded silently
+        print(f"lstmknn: error: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # `lstmknn ... | head -1`: the reader left; not an error
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
