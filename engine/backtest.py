@@ -262,8 +262,14 @@ def write_outputs(run: BacktestRun, out_dir: Path, cfg: Config, t0: float) -> Pa
 
 
 def data_name(summary: dict[str, Any]) -> str:
+    """``sp500``, ``sp500+msft``, or ``20 symbols (AAPL, AMD, BAC, ...)`` for a universe."""
     data = summary["data"]
-    return data["name"] if isinstance(data, dict) else "+".join(d["name"] for d in data)
+    if isinstance(data, dict):
+        return data["name"]
+    names = [d["name"] for d in data]
+    if len(names) <= 4:
+        return "+".join(names)
+    return f"{len(names)} symbols ({', '.join(names[:3])}, ...)"
 
 
 def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models: list[str],
