@@ -80,3 +80,26 @@ def test_symbols_that_start_and_stop_share_capital_only_while_they_trade(small_c
     positions = run.result.positions
     after = positions.index > sp500.index[519]
     assert (positions.loc[after, "early"].fillna(0) == 0).all()  # not held at a frozen price
+
+
+def test_close_only_universe_trades_at_the_next_close_and_says_so(small_cfg, tmp_path):
+    import gzip
+
+    from data.sources import bundled_path
+
+    with gzip.open(bundled_path("us20"), "rt") as f:
+        long = pd.read_csv(f)
+    long = long[long["Symbol"].isin(["KO", "PEP", "XOM"])].groupby("Symbol").head(420)
+    path = tmp_path / "three.csv"
+    long.to_csv(path, index=False)
+    run = run_backtest([str(path)], small_cfg)
+    assert sorted(run.predictions["symbol"].unique()) == ["KO", "PEP", "XOM"]
+    assert {d["fills"] for d in run.summary["data"]} == {"next close"}
+    assert {tuple(d["available"]) for d in run.summary["data"]} == {("close",)}
+    closes = long.assign(Date=pd.to_datetime(long["Date"])).set_index(["Date", "Symbol"])["Close"]
+    filled = run.result.trades[run.result.trades["status"] == "filled"]
+    assert len(filled) > 3
+    slip = small_cfg.execution.slippage
+    for _, t in filled.head(10).iterrows():
+        close = closes.loc[(t["date"], t["symbol"])]
+        assert np.isclose(t["price"], close * (1 + slip if t["side"] == "buy" else 1 - slip))
