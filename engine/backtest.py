@@ -28,7 +28,7 @@ from engine.progress import progress_bar
 from engine.runio import check_out_dir, clean_json, date_format, dumps, staged_run, write_atomic
 from engine.universe import model_columns, walk_forward_all
 from reports.cross_section import ic_summary, quantile_returns
-from reports.forecast_metrics import forecast_summary, per_group_table
+from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
 from reports.periods import infer_periods_per_year
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
@@ -70,7 +70,7 @@ def load_data(sources: Sequence[str | PriceData], options: Any = None) -> list[P
     return datas
 
 
-def score(predictions: pd.DataFrame, models: list[str], result: BacktestResult,
+def score_run(predictions: pd.DataFrame, models: list[str], result: BacktestResult,
           benchmark: pd.Series, periods_per_year: float, cfg: Config) -> dict[str, Any]:
     """Forecast and strategy metrics for ``summary.json``."""
     scored = predictions.dropna(subset=["y_true"])
@@ -172,7 +172,7 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     predictions = ordered(targets_for(predictions, cfg, ppy))
     result = execute(prices, predictions, cfg, engine=engine)
     benchmark = buy_and_hold_returns(prices, pd.DatetimeIndex(result.equity["date"]))
-    summary = score(predictions, models, result, benchmark, ppy, cfg)
+    summary = score_run(predictions, models, result, benchmark, ppy, cfg)
     summary["config"] = cfg.to_dict()
     summary["data"] = [d.describe() for d in datas] if len(datas) > 1 else datas[0].describe()
     summary["symbols"] = symbol_spans(datas, predictions)
@@ -280,8 +280,7 @@ def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models:
 
     name = data_name(summary)
     returns = equity.set_index("date")["return"]
-    counts = predictions["fusion_used"].value_counts().rename_axis("fusion used").rename("rows")
-    extra = {"Fusion method used per decision": counts.to_frame()}
+    extra = {"Fusion method used per decision": fusion_counts(predictions)}
     n_symbols = predictions["symbol"].nunique()
     label = f"Buy & hold {name}" if n_symbols == 1 else "Equal-weight buy & hold"
     n_trials = int((summary.get("config") or {}).get("report", {}).get("n_trials", 1))

@@ -19,13 +19,14 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from engine.runio import write_atomic
 
 MAGIC = b"LSTMKNN-FOLD-1\n"
 SUFFIX = ".fold"  # entries of the older, checksum-less ``.pt`` format are never read
@@ -118,24 +119,16 @@ class FoldCache:
             return False
         blob = encode_entry(key, entry)
         path = self._path(key)
-        tmp = None
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(blob)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)  # a folder squatting on the entry's name
-            os.replace(tmp, path)
-            tmp = None
+            write_atomic(path, blob)
         except OSError as exc:
             self.writable = False
             self._warn(f"fold cache {self.root} cannot be written ({_first_line(exc)}); "
                        "running without saving fitted folds")
             return False
-        finally:
-            if tmp is not None and os.path.exists(tmp):
-                os.unlink(tmp)
         return True
 
 

@@ -298,26 +298,6 @@ def _backend(p: Plan, shared: list[Any]) -> Iterator[joblib.Parallel]:
         yield parallel
 
 
-class ProgressLine:
-    """Deprecated thin alias over :func:`engine.progress.progress_bar` (a ``done/total`` bar)."""
-
-    def __init__(self, total: int, label: str = "tasks", enabled: bool = True) -> None:
-        self.total = total
-        self.done = self.failed = 0
-        self._stack = ExitStack()
-        self._bar = self._stack.enter_context(progress_bar(enabled and total > 0, desc=label,
-                                                           unit="task"))
-
-    def update(self, outcome: Outcome) -> None:
-        self.done += 1
-        self.failed += not outcome.ok
-        if self._bar is not None:
-            self._bar(self.done, self.total)
-
-    def close(self) -> None:
-        self._stack.close()
-
-
 def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, scheduler: str | None = None,
               on_done: Callable[[Outcome], None] | None = None, progress: bool = False,
               label: str = "tasks") -> list[Outcome]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,7 +25,7 @@ from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
 from engine.models import KNNRegressor, LSTMRegressor, params_from
 from engine.models.lstm import MODEL_VERSION, resolve_device
-from engine.progress import Progress, progress_bar
+from engine.progress import Progress
 from engine.regime import classify, fit_threshold
 from engine.seeding import derive_seed
 
@@ -343,10 +342,3 @@ def assemble(prep: Prepared, folds: list[Fold], outputs: list[dict], cfg: Config
     )
     return WalkForwardResult(pred, fold_table, cols,
                              cache.hits if cache else 0, cache.misses if cache else 0)
-
-
-def tqdm_progress(enabled: bool, desc: str = "folds") -> tuple[Progress | None, Callable[[], None]]:
-    """Deprecated thin alias over :func:`engine.progress.progress_bar`: (callback, close)."""
-    stack = ExitStack()
-    update = stack.enter_context(progress_bar(enabled, desc=desc, unit="fold"))
-    return update, stack.close

@@ -14,7 +14,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from reports.plots import report_figure, report_style
 
 MIN_NAMES = 2  # fewer names on a date: no cross-sectional IC that date
 
@@ -158,50 +161,53 @@ def forecast_autocorrelation(frame: pd.DataFrame, model: str = "fused", lag: int
 
 
 # --- figures -------------------------------------------------------------
+# All three share the size and font of the tearsheet's other figures.
 
-def _figure(figsize: tuple[float, float] = (9.0, 3.0)) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    fig = Figure(figsize=figsize, dpi=80)
-    FigureCanvasAgg(fig)
-    return fig
+def _figure() -> tuple[Figure, Axes]:
+    fig = report_figure()
+    with report_style():
+        ax = fig.add_subplot()
+    return fig, ax
 
 
 def plot_ic(ic: pd.Series, window: int = 21, title: str = "Cross-sectional IC") -> Figure:
     """Per-date IC as bars with its rolling mean and the overall mean."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    if len(ic):
-        ax.bar(ic.index, ic.to_numpy(), width=1.0, color="#9bb8d3", label="IC per date")
-        ax.plot(ic.index, ic.rolling(window, min_periods=max(1, window // 2)).mean().to_numpy(),
-                color="#1f4e79", lw=1.5, label=f"{window}-date mean")
-        ax.axhline(float(ic.mean()), color="#c0392b", lw=1, ls="--", label=f"mean {ic.mean():.4f}")
-        ax.legend(loc="upper left", fontsize=8)
-    ax.axhline(0.0, color="black", lw=0.6)
-    ax.set_title(title)
+    fig, ax = _figure()
+    with report_style():
+        if len(ic):
+            ax.bar(ic.index, ic.to_numpy(), width=1.0, color="#9bb8d3", label="IC per date")
+            ax.plot(ic.index, ic.rolling(window, min_periods=max(1, window // 2)).mean().to_numpy(),
+                    color="#1f4e79", lw=1.5, label=f"{window}-date mean")
+            ax.axhline(float(ic.mean()), color="#c0392b", lw=1, ls="--", label=f"mean {ic.mean():.4f}")
+            ax.legend(loc="upper left", fontsize=8)
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_ylabel("IC")
+        ax.set_title(title)
     return fig
 
 
 def plot_quantile_returns(result: dict[str, Any], title: str = "Mean next-bar return by forecast quantile") -> Figure:
     """Bars of :func:`quantile_returns`' ``mean`` (in basis points)."""
-    fig = _figure((6.0, 3.0))
-    ax = fig.add_subplot()
-    qs = sorted(result["mean"])
-    vals = np.array([result["mean"][q] for q in qs], dtype=float) * 1e4
-    ax.bar([str(q) for q in qs], np.nan_to_num(vals), color=["#c0392b" if v < 0 else "#2e86c1" for v in vals])
-    ax.axhline(0.0, color="black", lw=0.6)
-    ax.set_xlabel("quantile (1 = lowest forecast)")
-    ax.set_ylabel("bp")
-    ax.set_title(f"{title}; spread {result['spread'] * 1e4:.2f} bp")
+    fig, ax = _figure()
+    with report_style():
+        qs = sorted(result["mean"])
+        vals = np.array([result["mean"][q] for q in qs], dtype=float) * 1e4
+        ax.bar([str(q) for q in qs], np.nan_to_num(vals),
+               color=["#c0392b" if v < 0 else "#2e86c1" for v in vals])
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_xlabel("quantile (1 = lowest forecast)")
+        ax.set_ylabel("mean return (bp)")
+        ax.set_title(f"{title}; spread {result['spread'] * 1e4:.2f} bp")
     return fig
 
 
 def plot_cumulative_spread(spread: pd.Series, title: str = "Cumulative top-minus-bottom spread") -> Figure:
-    """Cumulative sum of the per-date top-minus-bottom quantile return."""
-    fig = _figure()
-    ax = fig.add_subplot()
-    if len(spread):
-        ax.plot(spread.index, spread.cumsum().to_numpy(), color="#1f4e79")
-    ax.axhline(0.0, color="black", lw=0.6)
-    ax.set_title(title)
+    """Cumulative sum (in %) of the per-date top-minus-bottom quantile return."""
+    fig, ax = _figure()
+    with report_style():
+        if len(spread):
+            ax.plot(spread.index, spread.cumsum().to_numpy() * 100.0, color="#1f4e79")
+        ax.axhline(0.0, color="black", lw=0.6)
+        ax.set_ylabel("cumulative sum of per-date\ntop-minus-bottom returns (%)")
+        ax.set_title(title)
     return fig

@@ -81,7 +81,7 @@ def direction_accuracy(forecast: np.ndarray, outcome: np.ndarray) -> float:
     return float(np.mean(np.sign(f[moving]) == np.sign(y[moving])))
 
 
-def score(forecast: np.ndarray, outcome: np.ndarray) -> dict[str, float | int]:
+def error_metrics(forecast: np.ndarray, outcome: np.ndarray) -> dict[str, float | int]:
     """All metrics for one forecast vector against outcomes (NaN pairs dropped)."""
     f = np.asarray(forecast, dtype=float)
     y = np.asarray(outcome, dtype=float)
@@ -112,7 +112,7 @@ def forecast_table(
     """One row per model (``zero`` always included), columns ``mse, mae,
     direction_accuracy, ic, n``; index named ``model``."""
     outcome = pd.to_numeric(predictions[y], errors="coerce").to_numpy(dtype=float)
-    rows = {m: score(forecast_values(predictions, m), outcome) for m in with_zero(models)}
+    rows = {m: error_metrics(forecast_values(predictions, m), outcome) for m in with_zero(models)}
     table = pd.DataFrame.from_dict(rows, orient="index", columns=list(METRIC_COLUMNS))
     table["n"] = table["n"].astype(int)
     table.index.name = "model"
@@ -136,7 +136,7 @@ def per_group_table(
     rows = []
     for key, idx in predictions.groupby(by, sort=True, dropna=True).indices.items():
         for m in names:
-            rows.append({by: key, "model": m, **score(values[m][idx], outcome[idx])})
+            rows.append({by: key, "model": m, **error_metrics(values[m][idx], outcome[idx])})
     if not rows:
         return pd.DataFrame(columns=columns)
     out = pd.DataFrame(rows, columns=columns)
@@ -203,3 +203,9 @@ def relative_mse(
     table = pd.DataFrame({"mse": mse, f"mse_vs_{baseline}": ratio, "n": n})
     table.index.name = "model"
     return table
+
+
+def fusion_counts(predictions: pd.DataFrame) -> pd.DataFrame:
+    """How many decisions each fusion method made (``fusion_used``), as a one-column table."""
+    return predictions["fusion_used"].value_counts().rename_axis("fusion used").rename("rows") \
+        .to_frame()

@@ -12,6 +12,7 @@ import base64
 import html
 import io
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 import matplotlib as mpl
 import numpy as np
@@ -19,13 +20,16 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from reports.forecast_metrics import forecast_values, per_group_table
 from reports.trading_metrics import drawdown_series
 
 DPI = 80
 FIGSIZE = (9.0, 3.0)
+FIGSIZE_UNIVERSE = (9.0, 3.6)  # taller: the legend sits below the axes
 FOLD_YLIM = (0.8, 1.3)
+MAX_POSITION_LINES = 5  # more symbols: exposure summary instead of one line per symbol
 _RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
 
 
@@ -56,11 +60,48 @@ def _prediction_dates(predictions: pd.DataFrame) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(predictions.index)
 
 
-def _plot(draw: Callable[[Axes], None], alt: str, figsize: tuple[float, float] = FIGSIZE) -> str:
+def _build(draw: Callable[[Axes], None], figsize: tuple[float, float] = FIGSIZE) -> Figure:
+    """A one-axes figure drawn by ``draw`` under the report's rc settings."""
     with mpl.rc_context(_RC):
         fig = _new_figure(figsize)
         draw(fig.add_subplot(1, 1, 1))
-    return fig_to_img(fig, alt)
+    return fig
+
+
+def _plot(draw: Callable[[Axes], None], alt: str, figsize: tuple[float, float] = FIGSIZE) -> str:
+    return fig_to_img(_build(draw, figsize), alt)
+
+
+def report_figure(figsize: tuple[float, float] = FIGSIZE) -> Figure:
+    """An empty Agg figure of the report's size; add axes inside ``report_style()``."""
+    return _new_figure(figsize)
+
+
+def report_style() -> AbstractContextManager:
+    """Context manager applying the report's font and grid settings to new artists."""
+    return mpl.rc_context(_RC)
+
+
+def n_symbols(predictions: pd.DataFrame | None) -> int:
+    """Number of distinct symbols in ``predictions`` (1 when there is no ``symbol`` column)."""
+    if predictions is None or "symbol" not in predictions.columns:
+        return 1
+    return max(int(predictions["symbol"].nunique()), 1)
+
+
+def _legend_below(ax: Axes, handles: list | None = None, labels: list | None = None,
+                  ncols: int = 4) -> None:
+    """Legend in a row under the x tick labels, outside the data area."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncols=max(1, min(ncols, len(handles))), fontsize=7, frameon=False)
+
+
+def _per_date(predictions: pd.DataFrame, values: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Cross-sectional mean of each array in ``values`` per date (NaNs skipped), date-sorted."""
+    frame = pd.DataFrame(values, index=_prediction_dates(predictions))
+    return frame.groupby(level=0).mean().sort_index()
 
 
 def plot_equity(
@@ -102,10 +143,17 @@ def plot_drawdown(
     return _plot(draw, "drawdown")
 
 
-def plot_alpha_regime(predictions: pd.DataFrame) -> str:
-    """Fusion weight ``alpha`` over time with volatile-regime bars shaded."""
+def alpha_regime_figure(predictions: pd.DataFrame) -> Figure | None:
+    """Figure of the fusion weight ``alpha`` and the volatile regime; None without ``alpha``.
+
+    One symbol: ``alpha`` per bar with volatile bars shaded. Several symbols
+    (rows = symbol x date): per date the mean ``alpha`` across symbols and, on
+    a right axis, the share of symbols in the volatile regime.
+    """
     if predictions.empty or "alpha" not in predictions.columns:
-        return no_data("alpha / regime")
+        return None
+    if n_symbols(predictions) >= 2:
+        return _alpha_regime_universe(predictions)
     dates = _prediction_dates(predictions)
     alpha = pd.to_numeric(predictions["alpha"], errors="coerce").to_numpy()
 
@@ -127,26 +175,84 @@ def plot_alpha_regime(predictions: pd.DataFrame) -> str:
         ax.set_title("Fusion weight alpha and regime")
         ax.legend(loc="upper left")
 
-    return _plot(draw, "alpha and regime over time")
+    return _build(draw)
+
+
+def _alpha_regime_universe(predictions: pd.DataFrame) -> Figure:
+    n = n_symbols(predictions)
+    values = {"alpha": pd.to_numeric(predictions["alpha"], errors="coerce").to_numpy(float)}
+    if "regime" in predictions.columns:
+        values["volatile"] = (predictions["regime"].astype(str) == "volatile").to_numpy(float)
+    per_date = _per_date(predictions, values)
+
+    def draw(ax):
+        handles = []
+        if "volatile" in per_date:
+            right = ax.twinx()
+            right.grid(False)
+            share = per_date["volatile"].to_numpy()
+            handles.append(right.fill_between(
+                per_date.index, 0.0, share, step="post", color="tab:red", alpha=0.2, lw=0,
+                label="share of symbols in the volatile regime (right axis)"))
+            right.set_ylim(0.0, 1.0)
+            right.set_ylabel("share volatile")
+            ax.set_zorder(right.get_zorder() + 1)
+            ax.patch.set_visible(False)
+        handles += ax.step(per_date.index, per_date["alpha"].to_numpy(), where="post", lw=1.0,
+                           color="tab:blue", label=f"mean alpha across {n} symbols (left axis)")
+        ax.set_ylabel("alpha (weight of LSTM)")
+        ax.set_title(f"Fusion weight alpha and regime, per date across {n} symbols")
+        _legend_below(ax, handles, [h.get_label() for h in handles], ncols=2)
+
+    return _build(draw, FIGSIZE_UNIVERSE)
+
+
+def plot_alpha_regime(predictions: pd.DataFrame) -> str:
+    """Fusion weight ``alpha`` over time with the volatile regime (see :func:`alpha_regime_figure`)."""
+    fig = alpha_regime_figure(predictions)
+    return no_data("alpha / regime") if fig is None else fig_to_img(fig, "alpha and regime over time")
+
+
+def cumulative_forecast_figure(
+    predictions: pd.DataFrame, model: str = "fused", y: str = "y_true"
+) -> Figure | None:
+    """Cumulative sum of ``model`` forecasts vs cumulative realised returns; None without data.
+
+    Several symbols: the cumulative sums of the per-date cross-sectional means
+    (so the curves are those of an equal-weighted average name, not of all rows).
+    """
+    if predictions.empty or (model not in predictions.columns and model != "zero"):
+        return None
+    n = n_symbols(predictions)
+    f = forecast_values(predictions, model)
+    yt = pd.to_numeric(predictions[y], errors="coerce").to_numpy(dtype=float)
+    if n >= 2:
+        per_date = _per_date(predictions, {"f": f, "y": yt}).fillna(0.0)
+        dates, f_sum, y_sum = per_date.index, per_date["f"].cumsum(), per_date["y"].cumsum()
+        title = (f"Cumulative {model} forecast vs realised return, "
+                 f"per-date mean across {n} symbols")
+    else:
+        dates = _prediction_dates(predictions)
+        f_sum, y_sum = np.cumsum(np.nan_to_num(f)), np.cumsum(np.nan_to_num(yt))
+        title = f"Cumulative {model} forecast vs realised return"
+
+    def draw(ax):
+        ax.plot(dates, np.asarray(y_sum), label="realised", lw=1.0)
+        ax.plot(dates, np.asarray(f_sum), label=f"{model} forecast", lw=1.0)
+        ax.set_title(title)
+        ax.legend(loc="upper left")
+
+    return _build(draw)
 
 
 def plot_cumulative_forecast(
     predictions: pd.DataFrame, model: str = "fused", y: str = "y_true"
 ) -> str:
-    """Cumulative sum of ``model`` forecasts vs cumulative realised returns."""
-    if predictions.empty or (model not in predictions.columns and model != "zero"):
+    """Cumulative forecast vs realised return (see :func:`cumulative_forecast_figure`)."""
+    fig = cumulative_forecast_figure(predictions, model, y)
+    if fig is None:
         return no_data(f"cumulative {model} forecast")
-    dates = _prediction_dates(predictions)
-    f = np.nan_to_num(forecast_values(predictions, model))
-    yt = np.nan_to_num(pd.to_numeric(predictions[y], errors="coerce").to_numpy(dtype=float))
-
-    def draw(ax):
-        ax.plot(dates, np.cumsum(yt), label="realised", lw=1.0)
-        ax.plot(dates, np.cumsum(f), label=f"{model} forecast", lw=1.0)
-        ax.set_title(f"Cumulative {model} forecast vs realised return")
-        ax.legend(loc="upper left")
-
-    return _plot(draw, f"cumulative {model} forecast vs realised")
+    return fig_to_img(fig, f"cumulative {model} forecast vs realised")
 
 
 def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true") -> str:
@@ -193,15 +299,23 @@ def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_
     return _plot(draw, "per-fold MSE relative to zero forecast")
 
 
-def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | None = None) -> str:
-    """Target position (fraction of equity) per symbol, with its 21-bar average exposure.
+def positions_figure(
+    positions: pd.DataFrame | None, predictions: pd.DataFrame | None = None
+) -> Figure | None:
+    """Target positions (fraction of equity) over time; None when there is nothing to draw.
 
-    Daily long/short flips make a raw step plot unreadable over decades, so the
-    rolling mean is drawn on top of the faint raw targets. Falls back to shares
-    held (``positions``) when no targets are given.
+    Up to :data:`MAX_POSITION_LINES` symbols: each symbol's target (faint) with
+    its 21-bar average, since daily long/short flips make a raw step plot
+    unreadable over decades. More symbols: per date the gross (sum of
+    ``|target|``) and net (sum of ``target``) exposure over the symbols with a
+    row that date, and on a right axis the number of names long and short.
+    Falls back to shares held (``positions``) when no targets are given.
     """
     if predictions is not None and "target" in predictions.columns and len(predictions):
+        if n_symbols(predictions) > MAX_POSITION_LINES:
+            return _exposure_figure(predictions)
         frame = predictions.assign(date=_prediction_dates(predictions))
+        several = n_symbols(predictions) >= 2
         groups = frame.groupby("symbol") if "symbol" in frame.columns else [("target", frame)]
 
         def draw_target(ax):
@@ -214,20 +328,71 @@ def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | N
             ax.axhline(0.0, color="black", lw=0.6)
             ax.set_ylabel("fraction of equity")
             ax.set_title("Target position (faint) and its 21-bar average")
-            ax.legend(loc="upper left", fontsize=7)
+            if several:
+                _legend_below(ax, ncols=MAX_POSITION_LINES)
+            else:
+                ax.legend(loc="upper left", fontsize=7)
 
-        return _plot(draw_target, "target position over time")
+        return _build(draw_target, FIGSIZE_UNIVERSE if several else FIGSIZE)
     if positions is not None and len(positions.columns) and len(positions):
+        several = len(positions.columns) >= 2
 
         def draw(ax):
             for col in positions.columns:
                 ax.step(positions.index, positions[col].to_numpy(dtype=float), where="post",
                         lw=1.0, label=str(col))
             ax.set_title("Position (shares)")
-            ax.legend(loc="upper left")
+            if several:
+                _legend_below(ax, ncols=MAX_POSITION_LINES)
+            else:
+                ax.legend(loc="upper left")
 
-        return _plot(draw, "position over time")
-    return no_data("positions")
+        return _build(draw, FIGSIZE_UNIVERSE if several else FIGSIZE)
+    return None
+
+
+def _exposure_figure(predictions: pd.DataFrame) -> Figure:
+    t = pd.to_numeric(predictions["target"], errors="coerce").to_numpy(float)
+    frame = pd.DataFrame(
+        {"gross": np.abs(t), "net": t, "long": (t > 0).astype(float), "short": (t < 0).astype(float)},
+        index=_prediction_dates(predictions),
+    )
+    per_date = frame.groupby(level=0).sum(min_count=1).sort_index()
+    n = n_symbols(predictions)
+
+    def draw(ax):
+        right = ax.twinx()
+        right.grid(False)
+        handles = ax.step(per_date.index, per_date["gross"].to_numpy(), where="post", lw=1.0,
+                          color="tab:blue", label="gross exposure, sum |target| (left)")
+        handles += ax.step(per_date.index, per_date["net"].to_numpy(), where="post", lw=1.0,
+                           color="tab:orange", label="net exposure, sum target (left)")
+        handles += right.step(per_date.index, per_date["long"].to_numpy(), where="post", lw=0.8,
+                              color="tab:green", alpha=0.6, label="names long (right)")
+        handles += right.step(per_date.index, per_date["short"].to_numpy(), where="post", lw=0.8,
+                              color="tab:red", alpha=0.6, label="names short (right)")
+        right.set_ylim(0, max(1.0, float(per_date[["long", "short"]].max().max())) * 1.05)
+        right.yaxis.set_major_locator(MaxNLocator(integer=True))
+        right.set_ylabel("number of names")
+        ax.set_ylabel("fraction of equity")
+        ax.set_zorder(right.get_zorder() + 1)
+        ax.patch.set_visible(False)
+        ax.set_title(f"Target exposure per date across {n} symbols")
+        _legend_below(ax, handles, [h.get_label() for h in handles], ncols=2)
+
+    return _build(draw, FIGSIZE_UNIVERSE)
+
+
+def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | None = None) -> str:
+    """Target position or exposure over time (see :func:`positions_figure`)."""
+    fig = positions_figure(positions, predictions)
+    if fig is None:
+        return no_data("positions")
+    several = predictions is not None and n_symbols(predictions) > MAX_POSITION_LINES
+    alt = "target exposure over time" if several else "target position over time"
+    if predictions is None or "target" not in predictions.columns or not len(predictions):
+        alt = "position over time"
+    return fig_to_img(fig, alt)
 
 
 def plot_costs(trades: pd.DataFrame | None) -> str:
@@ -257,11 +422,14 @@ def model_figures(
     benchmark_label: str = "benchmark",
 ) -> dict[str, str]:
     """All figures of the models section, title -> HTML fragment."""
+    cumulative = f"Cumulative {target_model} forecast vs realised"
+    if n_symbols(predictions) >= 2:
+        cumulative += " (per-date mean across symbols)"
     return {
         f"Equity vs {benchmark_label}": plot_equity(returns, benchmark, benchmark_label),
         "Drawdown": plot_drawdown(returns, benchmark, benchmark_label),
         "Alpha and regime": plot_alpha_regime(predictions),
-        f"Cumulative {target_model} forecast vs realised": plot_cumulative_forecast(
+        cumulative: plot_cumulative_forecast(
             predictions, target_model, y
         ),
         "MSE per fold": plot_fold_mse(predictions, models, y),

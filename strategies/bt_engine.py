@@ -1,6 +1,6 @@
 """Reference engine: a real backtrader ``Cerebro`` run over prepared target lines.
 
-One ``PandasData`` feed per symbol (aligned by :func:`strategies.market.prepare`)
+One ``PandasData`` feed per symbol (aligned by :func:`strategies.market.market_data`)
 carries an extra ``target`` line; the strategy turns it into fractional
 ``buy``/``sell`` market orders (sells first) sized by
 :func:`strategies.costs.order_size`.  Backtrader fills them at the next open.
@@ -27,7 +27,7 @@ import numpy as np
 
 from strategies.account import OrderOutcome
 from strategies.costs import FILL_TOL, ExecutionParams, commission_amount, order_size
-from strategies.market import Prices, Targets, prepare
+from strategies.market import Prices, Targets, market_data
 from strategies.result import BacktestResult, Row, build_result, outcome_row
 
 
@@ -146,7 +146,7 @@ class _TargetStrategy(bt.Strategy):
 
 def run_backtrader(prices: Prices, targets: Targets, params: ExecutionParams) -> BacktestResult:
     """Backtest ``targets`` on ``prices`` with a real backtrader ``Cerebro`` (one cash account)."""
-    md = prepare(prices, targets)
+    md = market_data(prices, targets)
     cerebro = bt.Cerebro(stdstats=False, maxcpus=1)
     broker = _FeeBroker()
     broker.set_cash(params.cash)

@@ -93,7 +93,7 @@ def _align(df: pd.DataFrame, union: pd.DatetimeIndex, first: int) -> tuple[np.nd
     return full.to_numpy(dtype=float)[first:], is_real[first:]
 
 
-def prepare(prices: Prices, targets: Targets) -> MarketData:
+def market_data(prices: Prices, targets: Targets) -> MarketData:
     """Validate inputs and align them on the union calendar from the first target date."""
     frames, tdf = _normalize(prices, targets)
     if tdf.empty:

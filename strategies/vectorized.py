@@ -25,7 +25,7 @@ from strategies.costs import (
     order_size,
     position_update,
 )
-from strategies.market import MarketData, Prices, Targets, prepare
+from strategies.market import MarketData, Prices, Targets, market_data
 from strategies.result import BacktestResult, Row, build_result, outcome_row
 
 NAN = math.nan
@@ -33,7 +33,7 @@ NAN = math.nan
 
 def run_vectorized(prices: Prices, targets: Targets, params: ExecutionParams) -> BacktestResult:
     """Backtest ``targets`` on ``prices`` with the same semantics as :func:`run_backtrader`."""
-    md = prepare(prices, targets)
+    md = market_data(prices, targets)
     if len(md.symbols) == 1:
         values, positions, rows = simulate_one(md, params)
         return build_result(md, values, positions, rows, "vectorized", presorted=True)
@@ -43,7 +43,7 @@ def run_vectorized(prices: Prices, targets: Targets, params: ExecutionParams) ->
 
 def run_stepwise(prices: Prices, targets: Targets, params: ExecutionParams) -> BacktestResult:
     """Same backtest stepped through :func:`plan_orders`/:func:`fill_orders` (paper-broker path)."""
-    md = prepare(prices, targets)
+    md = market_data(prices, targets)
     values, positions, rows = simulate_steps(md, params)
     return build_result(md, values, positions, rows, "stepwise")
 

@@ -16,9 +16,9 @@ else:  # pragma: no cover
 
 CORE = ("engine.config", "engine.errors", "engine.folds", "engine.regime", "engine.fusion",
         "engine.cache", "engine.seeding", "engine.walk_forward", "engine.models",
-        "engine.feature_set", "engine.pooled", "engine.progress")
+        "engine.feature_set", "engine.pooled", "engine.progress", "engine.runio")
 UPPER = ("engine.backtest", "engine.asof", "engine.universe", "engine.sweep", "engine.paper",
-         "engine.cli", "engine.audit", "engine.parallel", "engine.runio", "engine.devtools")
+         "engine.cli", "engine.audit", "engine.parallel", "engine.devtools")
 
 
 def edges_from(prefix: str) -> set[tuple[str, str]]:

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from strategies import BacktestResult, ExecutionParams, run_backtrader, run_stepwise, run_vectorized
-from strategies.market import prepare
+from strategies.market import market_data
 from strategies.vectorized import simulate, simulate_one
 
 RET_TOL = 1e-9  # max |daily return difference| between engines (measured ~1e-15)
@@ -89,7 +89,7 @@ def test_single_symbol_fast_path_is_bit_identical() -> None:
     df = edge_frame()
     t = pd.Series(np.sin(np.arange(len(df)) / 3.0) * 1.4, index=df.index).iloc[5:]
     for p in EDGE_PARAMS:
-        md = prepare(df, t)
+        md = market_data(df, t)
         a, b = simulate(md, p), simulate_one(md, p)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
 

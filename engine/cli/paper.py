@@ -112,9 +112,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.paper.runner import write_report
+    from engine.paper.runner import write_account_report
 
-    print(f"wrote {write_report(args.root, args.account, args.out, fast=args.fast)}")
+    print(f"wrote {write_account_report(args.root, args.account, args.out, fast=args.fast)}")
     return 0
 
 

@@ -68,8 +68,9 @@ from engine.paper.store import (
 )
 from engine.progress import progress_bar
 from engine.runio import format_timestamp, write_atomic
+from reports.forecast_metrics import fusion_counts
 from reports.periods import infer_periods_per_year
-from strategies.execution import execution_params
+from strategies.execution import buy_and_hold_returns, execution_params
 from strategies.targets import cost_aware, desired_positions, path_dependent
 
 # Test hook: seconds to sleep inside each bar's transaction (crash-safety tests kill there).
@@ -655,7 +656,7 @@ def _mark(page: str) -> str:
     return REPORT_MARK + "\n" + page
 
 
-def write_report(root: str | Path | None, name: str, out: str | Path | None = None,
+def write_account_report(root: str | Path | None, name: str, out: str | Path | None = None,
                  fast: bool = False) -> Path:
     """The account's tearsheet so far (``report/tearsheet.html`` in its folder by default),
     marked as an lstmknn report and written atomically; an existing ``out`` is replaced only
@@ -682,17 +683,18 @@ def write_report(root: str | Path | None, name: str, out: str | Path | None = No
     equity, preds = frames["equity"], frames["signals"]
     y = next_return(prices["close"], cfg.walk_forward.horizon)
     preds["y_true"] = y.reindex(pd.DatetimeIndex(preds["date"])).to_numpy()
-    bench = prices["close"].pct_change().reindex(pd.DatetimeIndex(equity["date"])).fillna(0.0)
-    bench.iloc[0] = 0.0
+    label = f"Buy & hold {acct['symbol']}"
+    bench = buy_and_hold_returns({acct["symbol"]: prices},
+                                 pd.DatetimeIndex(equity["date"])).rename(label)
     models = [m for m in ("lstm", "knn", "fused", "train_mean", "persistence") if m in preds]
     writer = write_model_report if fast else write_tearsheet
-    counts = preds["fusion_used"].value_counts().rename_axis("fusion used").rename("rows")
     with tempfile.TemporaryDirectory(prefix="lstmknn-report-") as tmp:
-        draft = writer(Path(tmp) / "tearsheet.html", None, bench.rename("benchmark"),
+        draft = writer(Path(tmp) / "tearsheet.html", None, bench,
                        preds.dropna(subset=["y_true"]), models, frames["trades"],
                        frames["positions"], equity, infer_periods_per_year(prices.index),
                        f"lstmknn paper account {acct['name']} ({acct['symbol']})",
-                       {"Fusion method used per decision": counts.to_frame()})
+                       {"Fusion method used per decision": fusion_counts(preds)},
+                       n_trials=cfg.report.n_trials, benchmark_label=label)
         page = _mark(draft.read_text(encoding="utf-8"))
     path.parent.mkdir(parents=True, exist_ok=True)
     if out:
@@ -710,4 +712,4 @@ def ledger_snapshot(root: str | Path | None, name: str, integrity: bool = False)
 
 
 __all__ = ["REPORT_MARK", "StepResult", "Bar", "accept_revisions", "account_status",
-           "export_signals", "init_account", "step_account", "verify_history", "write_report"]
+           "export_signals", "init_account", "step_account", "verify_history", "write_account_report"]
