@@ -30,6 +30,7 @@ FIGSIZE = (9.0, 3.0)
 FIGSIZE_UNIVERSE = (9.0, 3.6)  # taller: the legend sits below the axes
 FOLD_YLIM = (0.8, 1.3)
 MAX_POSITION_LINES = 5  # more symbols: exposure summary instead of one line per symbol
+EXPOSURE_WINDOW = 21  # bars averaged in the exposure summary
 _RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
 
 
@@ -306,9 +307,10 @@ def positions_figure(
 
     Up to :data:`MAX_POSITION_LINES` symbols: each symbol's target (faint) with
     its 21-bar average, since daily long/short flips make a raw step plot
-    unreadable over decades. More symbols: per date the gross (sum of
-    ``|target|``) and net (sum of ``target``) exposure over the symbols with a
-    row that date, and on a right axis the number of names long and short.
+    unreadable over decades. More symbols: the gross (sum of ``|target|``) and
+    net (sum of ``target``) exposure per date over the symbols with a row that
+    date, and on a right axis the number of names long and short, each as its
+    :data:`EXPOSURE_WINDOW`-bar average for the same reason.
     Falls back to shares held (``positions``) when no targets are given.
     """
     if predictions is not None and "target" in predictions.columns and len(predictions):
@@ -358,26 +360,30 @@ def _exposure_figure(predictions: pd.DataFrame) -> Figure:
         index=_prediction_dates(predictions),
     )
     per_date = frame.groupby(level=0).sum(min_count=1).sort_index()
+    smooth = per_date.rolling(EXPOSURE_WINDOW, min_periods=1).mean()
     n = n_symbols(predictions)
+    w = EXPOSURE_WINDOW
 
     def draw(ax):
         right = ax.twinx()
         right.grid(False)
-        handles = ax.step(per_date.index, per_date["gross"].to_numpy(), where="post", lw=1.0,
-                          color="tab:blue", label="gross exposure, sum |target| (left)")
-        handles += ax.step(per_date.index, per_date["net"].to_numpy(), where="post", lw=1.0,
+        handles = ax.plot(smooth.index, smooth["gross"].to_numpy(), lw=1.4, color="tab:blue",
+                          label="gross exposure, sum |target| (left)")
+        handles += ax.plot(smooth.index, smooth["net"].to_numpy(), lw=1.2, ls="--",
                            color="tab:orange", label="net exposure, sum target (left)")
-        handles += right.step(per_date.index, per_date["long"].to_numpy(), where="post", lw=0.8,
-                              color="tab:green", alpha=0.6, label="names long (right)")
-        handles += right.step(per_date.index, per_date["short"].to_numpy(), where="post", lw=0.8,
-                              color="tab:red", alpha=0.6, label="names short (right)")
+        handles += right.plot(smooth.index, smooth["long"].to_numpy(), lw=0.9, color="tab:green",
+                              alpha=0.7, label="names long (right)")
+        handles += right.plot(smooth.index, smooth["short"].to_numpy(), lw=0.9, color="tab:red",
+                              alpha=0.7, label="names short (right)")
         right.set_ylim(0, max(1.0, float(per_date[["long", "short"]].max().max())) * 1.05)
         right.yaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_ylabel("number of names")
         ax.set_ylabel("fraction of equity")
+        low, high = ax.get_ylim()
+        ax.set_ylim(min(low, 0.0), max(high, 0.0))
         ax.set_zorder(right.get_zorder() + 1)
         ax.patch.set_visible(False)
-        ax.set_title(f"Target exposure per date across {n} symbols")
+        ax.set_title(f"Target exposure across {n} symbols ({w}-bar averages of per-date values)")
         _legend_below(ax, handles, [h.get_label() for h in handles], ncols=2)
 
     return _build(draw, FIGSIZE_UNIVERSE)
