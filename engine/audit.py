@@ -40,6 +40,7 @@ from data.loader import PriceData
 from engine.cache import FoldCache
 from engine.config import Config
 from engine.feature_set import declared_warmups, feature_frame, lenient
+from engine.pooled import run_pooled_walk_forward
 from engine.walk_forward import _fold_cache_key, folds_for, prepare, run_walk_forward
 from reports.periods import infer_periods_per_year
 from strategies.targets import add_targets
@@ -106,8 +107,6 @@ def _decide(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None) ->
     """Predictions and targets of every symbol, as the backtest computes them."""
     with lenient():
         if cfg.model.scope == "pooled":
-            from engine.pooled import run_pooled_walk_forward
-
             pred = run_pooled_walk_forward(datas, cfg, cache=cache).predictions
         else:
             pred = pd.concat([run_walk_forward(d.frame, cfg, cache=cache).predictions

@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from data.loader import PriceData
+from data.sources import load_sources
 from engine.cache import FoldCache
 from engine.config import Config
 from engine.errors import UserError
@@ -57,8 +58,6 @@ class BacktestRun:
 
 def load_data(sources: Sequence[str | PriceData], options: Any = None) -> list[PriceData]:
     """``--data`` entries (bundled names, ``NAME=path``, CSVs, folders) as price data."""
-    from data.sources import load_sources
-
     datas = [s for s in sources if isinstance(s, PriceData)]
     specs = [str(s) for s in sources if not isinstance(s, PriceData)]
     if specs:

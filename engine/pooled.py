@@ -17,6 +17,21 @@ the day's cross-section). ``y_true`` and every metric stay raw.
 
 Predictions are computed one decision date at a time, so a row's forecast
 never depends on which rows (symbols, later dates) are predicted with it.
+
+Pooled defaults (a pooled fold has ``symbols x train_window`` rows, hundreds of
+times a per-symbol fold, so fits are budgeted in samples, not epochs):
+
+- the LSTM batch is ``lstm.batch_size x symbols``, capped at ``MAX_POOLED_BATCH``;
+- a cold fit (the first fold, or ``warm_start = false``) makes about
+  ``COLD_FIT_SAMPLES`` sample passes: ``min(lstm.epochs, COLD_FIT_SAMPLES // rows)``
+  epochs (at least one) over at most ``COLD_FIT_SAMPLES`` rows;
+- a warm-started fit fine-tunes for ``lstm.warm_epochs`` over at most
+  ``WARM_FIT_ROWS`` rows of its window;
+- the KNN remembers at most ``MAX_KNN_ROWS`` rows and searches them exhaustively.
+
+Rows are a seeded uniform draw from the fold's training rows, kept in time
+order (the LSTM's validation tail stays the latest rows); labels are normalised
+on the full training rows first. ``folds.csv`` records the rows and epochs used.
 """
 
 from __future__ import annotations
@@ -28,6 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.preprocessing import StandardScaler
 
 from data.cross_section import normalise
 from data.errors import DataError
@@ -42,12 +59,33 @@ from engine.models.knn import KNNRegressor
 from engine.models.lstm import MODEL_VERSION
 from engine.regime import classify, fit_threshold
 from engine.seeding import derive_seed
-from engine.walk_forward import Progress, WalkForwardResult, lstm_columns, lstm_estimator
+from engine.walk_forward import (
+    NonFiniteForecastError,
+    Progress,
+    WalkForwardResult,
+    _entry_check,
+    lstm_columns,
+    lstm_estimator,
+)
 
-# Pooled LSTM batch: ``lstm.batch_size`` x symbols in the fold's training set (as many
-# optimiser steps per epoch as one symbol's fit), capped here.
-MAX_POOLED_BATCH = 4096
-POOLED_VERSION = "pooled-1"
+# Pooled LSTM batch: ``lstm.batch_size`` x symbols in the fold's training set, capped here
+# (larger batches cost about the same per sample on a CPU but give fewer optimiser steps).
+MAX_POOLED_BATCH = 1024
+COLD_FIT_SAMPLES = 1 << 17  # sample passes of a cold LSTM fit (~2 epochs of sp500_members)
+WARM_FIT_ROWS = 1 << 12  # rows a warm-started fit fine-tunes on
+MAX_KNN_ROWS = 1 << 16  # rows the KNN remembers (exhaustive search costs rows x queries)
+POOLED_VERSION = "pooled-2"
+
+
+class _ExhaustiveKNN(KNNRegressor):
+    """:class:`KNNRegressor` with brute-force neighbour search (same neighbours as a tree, ties
+    aside, and several times faster on tens of thousands of 10-20 dimensional rows)."""
+
+    # TODO: an ``algorithm`` parameter on KNNRegressor (engine/models/knn.py) would replace this.
+    def _fit_k(self, X: np.ndarray, y: np.ndarray, k: int) -> tuple[StandardScaler, KNeighborsRegressor]:
+        scaler = StandardScaler().fit(X)
+        knn = KNeighborsRegressor(n_neighbors=min(k, len(X)), weights=self.weights, algorithm="brute")
+        return scaler, knn.fit(scaler.transform(X), y)
 
 
 @dataclass
@@ -75,7 +113,8 @@ class Universe:
     persistence: np.ndarray
     market_vol: np.ndarray  # [union bars] cross-sectional median of realised vol
     date_starts: np.ndarray  # [union bars + 1] sample-table slice of each union position
-    raw_hash_rows: list[tuple[np.ndarray, np.ndarray]]  # per symbol: (union pos, OHLCV rows)
+    # per symbol: (union pos, OHLCV rows, feature rows as the models see them)
+    hash_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
     excluded: list[str]
 
 
@@ -120,6 +159,7 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
                                          ("sym", "row", "pos", "label", "known", "vol", "persistence")}
     excluded, hash_rows = [], []
     offset = 0
+    starts = np.cumsum([0, *(len(d.frame) for d in datas)])
     for j, d in enumerate(datas):
         f, v = per[j]
         n = len(d.frame)
@@ -127,7 +167,8 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
         start = max(first_valid_row(f), first_valid_row(v.to_frame()))
         first = start + cfg.max_lookback - 1
         hash_rows.append((upos[j], np.ascontiguousarray(
-            d.frame[["open", "high", "low", "close", "volume"]].to_numpy(float))))
+            d.frame[["open", "high", "low", "close", "volume"]].to_numpy(float)),
+            X[starts[j]:starts[j + 1]]))
         if first >= n:
             excluded.append(d.symbol)
             offset += n
@@ -153,7 +194,7 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
     return Universe(dates=dates, symbols=names, X=X, first_sample=first_sample,
                     market_vol=market_vol,
                     date_starts=np.searchsorted(table["pos"], np.arange(len(dates) + 1)),
-                    raw_hash_rows=hash_rows, excluded=excluded, **table)
+                    hash_rows=hash_rows, excluded=excluded, **table)
 
 
 def pooled_folds(uni: Universe, cfg: Config) -> list[Fold]:
@@ -196,12 +237,31 @@ def _batch_size(cfg: Config, n_symbols: int) -> int:
     return int(min(MAX_POOLED_BATCH, max(cfg.lstm.batch_size, cfg.lstm.batch_size * n_symbols)))
 
 
+def _draw(rows: np.ndarray, n: int, cfg: Config, what: str, fold: Fold) -> np.ndarray:
+    """Positions (into ``rows``) of at most ``n`` rows, a seeded uniform draw kept in order."""
+    if len(rows) <= n:
+        return np.arange(len(rows))
+    rng = np.random.default_rng(derive_seed(cfg.seed, "pooled-rows", what, fold.index))
+    return np.sort(rng.choice(len(rows), size=n, replace=False))
+
+
+def fit_plan(n_rows: int, cfg: Config, warm: bool) -> tuple[int, int]:
+    """(rows, epochs) of a pooled LSTM fit on a window of ``n_rows`` training rows."""
+    if warm:
+        return min(n_rows, WARM_FIT_ROWS), cfg.lstm.warm_epochs
+    rows = min(n_rows, COLD_FIT_SAMPLES)
+    return rows, max(1, min(cfg.lstm.epochs, COLD_FIT_SAMPLES // max(rows, 1)))
+
+
 def fit_pooled_fold(uni: Universe, fold: Fold, cfg: Config,
                     init: dict[int, dict] | None = None) -> dict[int, dict]:
     """Fit the fold's pooled LSTM(s); their states by lookback."""
     rows = train_rows(uni, fold)
     y, _ = _targets(uni, rows, cfg)
     batch = _batch_size(cfg, len(np.unique(uni.sym[rows])))
+    n, epochs = fit_plan(len(rows), cfg, warm=init is not None)
+    pick = _draw(rows, n, cfg, "lstm", fold)
+    rows, y = rows[pick], y[pick]
     states = {}
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "pooled-lstm", lb, fold.index)
@@ -209,6 +269,7 @@ def fit_pooled_fold(uni: Universe, fold: Fold, cfg: Config,
         if init is not None:
             warm = {k[len("module."):]: v for k, v in init[lb].items() if k.startswith("module.")}
         model = lstm_estimator(cfg, seed).set_params(batch_size=batch)
+        model.set_params(**({"warm_epochs": epochs} if warm is not None else {"epochs": epochs}))
         model.fit(_windows(uni, lb, rows), y, init_params=warm)
         states[lb] = model.get_state()
     return states
@@ -219,8 +280,9 @@ def predict_pooled_fold(uni: Universe, fold: Fold, cfg: Config, states: dict[int
     rows = train_rows(uni, fold)
     y, scale = _targets(uni, rows, cfg)
     c = cfg.knn
-    knn = KNNRegressor(n_neighbors=c.n_neighbors, validation_fraction=c.validation_fraction)
-    knn.fit(uni.X[uni.row[rows]], y)
+    knn = _ExhaustiveKNN(n_neighbors=c.n_neighbors, validation_fraction=c.validation_fraction)
+    pick = _draw(rows, MAX_KNN_ROWS, cfg, "knn", fold)
+    knn.fit(uni.X[uni.row[rows[pick]]], y[pick])
     models = []
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "pooled-lstm", lb, fold.index)
@@ -239,6 +301,7 @@ def predict_pooled_fold(uni: Universe, fold: Fold, cfg: Config, states: dict[int
         for i, (lb, m) in enumerate(models):
             lstm_pred[i, sl], lstm_conf[i, sl] = m.predict_with_confidence(_windows(uni, lb, day))
         knn_pred[sl], knn_conf[sl] = knn.predict_with_confidence(uni.X[uni.row[day]])
+    _check_finite(uni, fold, cfg, lstm_pred, knn_pred, test)
     conf = np.mean(lstm_conf, axis=0)
     if np.isnan(conf).all() and len(models) > 1:
         conf = -np.log(np.std(lstm_pred, axis=0) + 1e-12)
@@ -259,33 +322,57 @@ def predict_pooled_fold(uni: Universe, fold: Fold, cfg: Config, states: dict[int
         "knn": knn_pred * scale, "knn_conf": knn_conf, "knn_k": knn.k_,
         "threshold": fit_threshold(regime_vol, cfg.regime.quantile), "regime_vol": test_vol,
         "train_mean": sym_mean[uni.sym[test]], "n_train": len(rows),
-        "n_symbols": int((cnt > 0).sum()), "label_scale": scale,
+        "n_symbols": int((cnt > 0).sum()), "label_scale": scale, "knn_rows": len(pick),
     }
 
 
+def _check_finite(uni: Universe, fold: Fold, cfg: Config, lstm_pred: np.ndarray,
+                  knn_pred: np.ndarray, test: np.ndarray) -> None:
+    """Raise :class:`NonFiniteForecastError` naming the fold, model and first row if any forecast is NaN/inf."""
+    named = [(f"LSTM (lookback {lb})", p) for lb, p in zip(cfg.lookbacks, lstm_pred, strict=True)]
+    for name, pred in [*named, ("KNN", knn_pred)]:
+        bad = ~np.isfinite(pred)
+        if bad.any():
+            i = test[int(np.argmax(bad))]
+            day = uni.dates[uni.pos[i]].isoformat()
+            raise NonFiniteForecastError(
+                f"pooled fold {fold.index} (trained {uni.dates[fold.train_start].isoformat()} to "
+                f"{uni.dates[fold.train_end - 1].isoformat()}): the {name} forecast NaN or inf "
+                f"for {int(bad.sum())} of {len(pred)} rows (first: {uni.symbols[uni.sym[i]]} at "
+                f"{day}); stopping rather than trading them. Check that window's prices for "
+                "degenerate values")
+
+
 def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
-    """Per fold: model config, seed, boundaries, and a hash of every symbol's rows up to its decision."""
+    """Per fold: model config, seed, boundaries, fit budgets, and a hash of every symbol's price
+    and feature rows up to the fold's first decision (as ``engine.walk_forward._fold_cache_key``:
+    a feature that reads later rows changes the key, so it is never a cache hit)."""
     d = cfg.to_dict()
     model_cfg = {k: d[k] for k in ("walk_forward", "lstm")}
-    model_cfg["features"] = feature_set_id(cfg.features)
+    model_cfg["features"] = {**feature_set_id(cfg.features), "shape": int(uni.X.shape[1])}
     model_cfg["model"] = {k: d["model"][k] for k in ("scope", "label", "cs_features")}
     for volatile in ("device", "threads", "mc_passes"):
         model_cfg["lstm"].pop(volatile)
-    running = hashlib.sha256()
+    budgets = {"batch": MAX_POOLED_BATCH, "cold": COLD_FIT_SAMPLES, "warm": WARM_FIT_ROWS}
+    prices, feats = hashlib.sha256(), hashlib.sha256()
     done = [0] * len(uni.symbols)
     keys = []
     for f in folds:
-        for j, (pos, raw) in enumerate(uni.raw_hash_rows):
+        for j, (pos, raw, X) in enumerate(uni.hash_rows):
             upto = int(np.searchsorted(pos, f.test_start, side="right"))
             if upto > done[j]:
-                running.update(uni.symbols[j].encode() + b"\0")
-                running.update(uni.dates[pos[done[j]:upto]].asi8.tobytes())
-                running.update(raw[done[j]:upto].tobytes())
+                name = uni.symbols[j].encode() + b"\0"
+                prices.update(name)
+                prices.update(uni.dates[pos[done[j]:upto]].asi8.tobytes())
+                prices.update(raw[done[j]:upto].tobytes())
+                feats.update(name)
+                feats.update(np.ascontiguousarray(X[done[j]:upto]).tobytes())
                 done[j] = upto
         keys.append(fold_key({"v": MODEL_VERSION, "pooled": POOLED_VERSION, "torch": torch.__version__,
                               "cfg": model_cfg, "seed": cfg.seed, "first": uni.first_sample,
-                              "batch_cap": MAX_POOLED_BATCH, "fold": f.__dict__,
-                              "data": running.copy().hexdigest()}))
+                              "budgets": budgets, "fold": f.__dict__,
+                              "data": prices.copy().hexdigest(),
+                              "feature_rows": feats.copy().hexdigest()}))
     return keys
 
 
@@ -296,6 +383,7 @@ def run_pooled_walk_forward(datas: Sequence[PriceData], cfg: Config, *,
     uni = prepare_universe(datas, cfg)
     folds = pooled_folds(uni, cfg)
     keys = _cache_keys(uni, folds, cfg) if cache is not None else []
+    check = _entry_check(cfg, uni.X.shape[1]) if cache is not None else None
     old_threads = torch.get_num_threads()
     if cfg.lstm.threads:
         torch.set_num_threads(cfg.lstm.threads)
@@ -305,8 +393,8 @@ def run_pooled_walk_forward(datas: Sequence[PriceData], cfg: Config, *,
         for k, fold in enumerate(folds):
             st = None
             if cache is not None:
-                entry = cache.get(keys[k])
-                if entry is not None and set(entry.get("states", {})) == set(cfg.lookbacks):
+                entry = cache.get(keys[k], check=check)
+                if entry is not None:
                     st = entry["states"]
             if st is None:
                 init = states if cfg.lstm.warm_start and k > 0 else None
@@ -314,7 +402,10 @@ def run_pooled_walk_forward(datas: Sequence[PriceData], cfg: Config, *,
                 if cache is not None:
                     cache.put(keys[k], {"states": st})
             states = st
-            outputs.append(predict_pooled_fold(uni, fold, cfg, st))
+            out = predict_pooled_fold(uni, fold, cfg, st)
+            out["lstm_rows"], out["lstm_epochs"] = fit_plan(
+                out["n_train"], cfg, warm=cfg.lstm.warm_start and k > 0)
+            outputs.append(out)
             if progress is not None:
                 progress(k + 1, len(folds))
     finally:
@@ -354,7 +445,8 @@ def _assemble(uni: Universe, folds: list[Fold], outputs: list[dict], cfg: Config
           "train_end": uni.dates[f.train_end - 1], "test_start": uni.dates[f.test_start],
           "test_end": uni.dates[f.test_end - 1], "train_size": o["n_train"],
           "vol_threshold": float(o["threshold"]), "n_symbols": o["n_symbols"],
-          "label_scale": o["label_scale"]}
+          "label_scale": o["label_scale"], "lstm_rows": o["lstm_rows"],
+          "lstm_epochs": o["lstm_epochs"], "knn_rows": o["knn_rows"]}
          for f, o in zip(folds, outputs, strict=True)])
     return PooledResult(pred, fold_table, cols, cache.hits if cache else 0,
                         cache.misses if cache else 0, excluded=list(uni.excluded))

@@ -8,6 +8,7 @@ import pandas as pd
 from engine.config import Config
 from strategies.costs import ExecutionParams
 from strategies.result import BacktestResult
+from strategies.vectorized import run_vectorized
 
 
 def execution_params(cfg: Config) -> ExecutionParams:
@@ -41,8 +42,6 @@ def execute(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, cfg: Con
     targets = target_frame(predictions)
     params = execution_params(cfg)
     if engine == "vectorized":
-        from strategies.vectorized import run_vectorized
-
         return run_vectorized(prices, targets, params)
     from strategies.bt_engine import run_backtrader  # backtrader loads only when used
 

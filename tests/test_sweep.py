@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -85,6 +86,9 @@ def test_sweep_writes_results_ranking_and_a_self_contained_page(base, csv, tmp_p
     page = (out / "sweep.html").read_text()
     assert page.count("data:image/png;base64,") >= 2
     assert "http://" not in page and "https://" not in page
+    head = page[page.index("<p>"):page.index("</p>")]
+    assert not re.search(r"\d\.\d{6,}", head), head  # numbers are rounded for reading
+    assert "portfolio: Sharpe" in head
     by_mse = run_sweep([str(csv)], base, GRID, tmp_path / "out", rank_by="fused_mse")
     assert by_mse.summary["tasks"]["resumed"] == 4
     assert by_mse.ranked["fused_mse_rel_zero"].is_monotonic_increasing

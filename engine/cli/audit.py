@@ -15,6 +15,7 @@ from engine.cli.common import (
     fold_cache,
     load_options,
 )
+from engine.errors import UserError
 from engine.progress import progress_bar
 from engine.runio import clean_json
 
@@ -44,8 +45,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_audit(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     if args.cuts < 1:
-        from engine.errors import UserError
-
         raise UserError(f"--cuts must be >= 1 (got {args.cuts})")
     datas = load_data(args.data or ["sp500"], load_options(args))
     with progress_bar(not args.quiet and not args.json, desc="audit", unit="run") as progress:

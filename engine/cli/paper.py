@@ -9,6 +9,18 @@ import sys
 from pathlib import Path
 
 from engine.cli.common import add_cache, add_config, config_from_args
+from engine.cli.signal import format_records
+from engine.errors import UserError
+from engine.paper.runner import (
+    account_status,
+    export_signals,
+    init_account,
+    result_dict,
+    status_text,
+    step_account,
+    step_summary,
+    write_account_report,
+)
 
 ROOT_HELP = ("accounts folder (default ./paper_accounts or $LSTMKNN_PAPER_ROOT; a symbolic link "
              "is used only when named here or in the variable)")
@@ -74,9 +86,6 @@ def _cache_arg(args: argparse.Namespace) -> str | None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.errors import UserError
-    from engine.paper.runner import init_account
-
     cfg = config_from_args(args)
     text = ""
     if args.config:
@@ -92,8 +101,6 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    from engine.paper.runner import result_dict, step_account, step_summary
-
     res = step_account(args.root, args.account, until=args.until, wait=args.wait,
                        progress=not args.quiet, accept_revisions_from=args.accept_revisions_from)
     if args.json:
@@ -104,24 +111,17 @@ def cmd_step(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.paper.runner import account_status, status_text
-
     st = account_status(args.root, args.account)
     print(json.dumps(st, indent=2) if args.json else status_text(st))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.paper.runner import write_account_report
-
     print(f"wrote {write_account_report(args.root, args.account, args.out, fast=args.fast)}")
     return 0
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
-    from engine.cli.signal import format_records
-    from engine.paper.runner import export_signals
-
     records = export_signals(args.root, args.account, args.since)
     if records:
         sys.stdout.write(format_records(records, args.format))

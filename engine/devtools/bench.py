@@ -16,13 +16,17 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+import torch
 
-if TYPE_CHECKING:
-    from engine.config import Config
+from data.loader import load_prices
+from engine.config import Config, load_config, with_overrides
+from engine.fusion import fuse
+from engine.walk_forward import fit_fold, folds_for, predict_fold, prepare, run_walk_forward
+from strategies.execution import execute
+from strategies.targets import add_targets
 
 RECIPE = {"lstm.hidden_size": 50, "lstm.head_size": 25, "lstm.epochs": 50, "lstm.batch_size": 32,
           "lstm.warm_start": False, "lstm.patience": 0, "lstm.dropout": 0.0,
@@ -51,7 +55,6 @@ def bench_full_command(data: str, config: str | None) -> dict:
 
 
 def bench_walk_forward(prices: pd.DataFrame, cfg: Config) -> tuple[dict, pd.DataFrame]:
-    from engine.walk_forward import run_walk_forward
 
     t0 = time.perf_counter()
     wf = run_walk_forward(prices, cfg)
@@ -63,16 +66,12 @@ def bench_walk_forward(prices: pd.DataFrame, cfg: Config) -> tuple[dict, pd.Data
 def bench_recipe(prices: pd.DataFrame, cfg: Config, default_pred: pd.DataFrame,
                  n_folds: int) -> dict:
     """The from-scratch recipe on ``n_folds`` evenly spaced folds, fused the same way."""
-    from engine.config import with_overrides
-    from engine.fusion import fuse
-    from engine.walk_forward import fit_fold, folds_for, predict_fold, prepare
 
     rcfg = with_overrides(cfg, RECIPE)
     prep = prepare(prices, rcfg)
     folds = folds_for(prep, rcfg)
     picks = np.unique(np.linspace(0, len(folds) - 2, n_folds).round().astype(int))
     rows, t_fit = [], 0.0
-    import torch
 
     torch.set_num_threads(cfg.lstm.threads or torch.get_num_threads())  # same as the walk-forward
     for k in picks:
@@ -102,8 +101,6 @@ def bench_recipe(prices: pd.DataFrame, cfg: Config, default_pred: pd.DataFrame,
 
 
 def bench_execution(prices: pd.DataFrame, pred: pd.DataFrame, cfg: Config, symbol: str) -> dict:
-    from strategies.execution import execute
-    from strategies.targets import add_targets
 
     p = add_targets(pred.assign(symbol=symbol), cfg, 252.0)
     out = {}
@@ -120,8 +117,6 @@ def bench_execution(prices: pd.DataFrame, pred: pd.DataFrame, cfg: Config, symbo
 
 def run_bench(data: str = "sp500", config: str | None = None, recipe_folds: int = 4,
               full_command: bool = True) -> dict:
-    from data.loader import load_prices
-    from engine.config import load_config, with_overrides
 
     cfg = with_overrides(load_config(config), {"lstm.device": "cpu"}) if config is None else load_config(config)
     prices = load_prices(data)

@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -47,6 +48,7 @@ from typing import Any
 import pandas as pd
 
 from data.errors import DataError
+from data.features import next_return
 from data.loader import BUNDLED, PriceData, load_prices
 from engine.asof import compute_signals, data_hashes, row_hashes, signal_record
 from engine.cache import FoldCache
@@ -68,9 +70,11 @@ from engine.paper.store import (
 )
 from engine.progress import progress_bar
 from engine.runio import format_timestamp, write_atomic
+from engine.walk_forward import folds_for, prepare
 from reports.forecast_metrics import fusion_counts
 from reports.periods import infer_periods_per_year
 from strategies.execution import buy_and_hold_returns, execution_params
+from strategies.result import TRADE_COLUMNS
 from strategies.targets import cost_aware, desired_positions, path_dependent
 
 # Test hook: seconds to sleep inside each bar's transaction (crash-safety tests kill there).
@@ -258,8 +262,6 @@ def accept_revisions(ledger: Ledger, frame: pd.DataFrame, since: pd.Timestamp,
 
 def _needs_message(frame: pd.DataFrame, first_new: int, cfg: Config, data: PriceData) -> str:
     """Why the rows before the next decision bar are too few (rolling source)."""
-    from engine.walk_forward import folds_for, prepare
-
     source = data.source
     wf = cfg.walk_forward
     when = _fmt(frame.index[first_new])
@@ -419,11 +421,16 @@ def _process(ledger: Ledger, broker: Broker, acct: dict[str, Any], bars: _NewBar
             with ledger.transaction():
                 ledger.add_bars(bars.rows(range(bars.first, pos), traded=False))
             out.history = pos - bars.first
-    tick, done = _bar_progress(progress, n - pos, acct["name"])
-    try:
+    total = n - pos
+    with progress_bar(progress and total >= 2, desc=f"{acct['name']} bars", unit="bar") as bar:
+        done = [0]
+
+        def tick() -> None:
+            done[0] += 1
+            if bar is not None:
+                bar(done[0], total)
+
         _trade_bars(ledger, broker, bars, pos, out, tick)
-    finally:
-        done()
     out.processed = out.history + out.traded
     out.first_bar = bars.date(bars.first)
     out.last_bar = bars.date(n - 1)
@@ -460,19 +467,6 @@ def _trade_bars(ledger: Ledger, broker: Broker, bars: _NewBars, pos: int, out: S
         out.traded += 1
         out.value = value
         tick()
-
-
-def _bar_progress(enabled: bool, total: int,
-                  name: str) -> tuple[Callable[[], None], Callable[[], None]]:
-    """(tick, close) of a bar progress bar on stderr, only when it is a terminal."""
-    import sys
-
-    if not enabled or total < 2 or not sys.stderr.isatty():
-        return (lambda: None), (lambda: None)
-    from tqdm import tqdm
-
-    bar = tqdm(total=total, desc=f"{name} bars", unit="bar", file=sys.stderr, leave=False)
-    return (lambda: bar.update(1)), bar.close
 
 
 def step_summary(r: StepResult) -> str:
@@ -607,8 +601,6 @@ def export_signals(root: str | Path | None, name: str,
 
 def ledger_frames(ledger: Ledger) -> dict[str, pd.DataFrame]:
     """Equity, trades (every fill report), positions and signals as backtest-shaped frames."""
-    from strategies.result import TRADE_COLUMNS
-
     eq = pd.DataFrame(ledger.table("equity", "date"))
     if eq.empty:
         raise UserError(f"{ledger.path.parent.name}: nothing traded yet (run `lstmknn paper step`)")
@@ -661,9 +653,6 @@ def write_account_report(root: str | Path | None, name: str, out: str | Path | N
     """The account's tearsheet so far (``report/tearsheet.html`` in its folder by default),
     marked as an lstmknn report and written atomically; an existing ``out`` is replaced only
     when it is an lstmknn report."""
-    import tempfile
-
-    from data.features import next_return
     from reports.tearsheet import write_model_report, write_tearsheet
 
     folder, ledger = open_account(root, name)
