@@ -14,6 +14,10 @@ from matplotlib.figure import Figure
 from reports.plots import fig_to_img
 
 
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3g}"
+
+
 def label(overrides: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in overrides.items()) or "base"
 
@@ -55,7 +59,9 @@ def sweep_page(results: pd.DataFrame, ranked: pd.DataFrame, summary: dict[str, A
     head = (f"<p>{summary['n_configurations']} configurations x {len(summary.get('data', []))} "
             f"symbols, ranked by {html.escape(summary['rank_metric'])}. Best: "
             f"#{best.get('config')} ({html.escape(label(best.get('overrides') or {}))}), "
-            f"deflated Sharpe {best.get('deflated_sharpe')} (n_trials {best.get('n_trials')}).</p>"
+            f"mean per-symbol Sharpe {_num(best.get('sharpe'))}; its equal-weight portfolio: "
+            f"Sharpe {_num(best.get('portfolio_sharpe'))}, deflated Sharpe "
+            f"{_num(best.get('deflated_sharpe'))} (n_trials {best.get('n_trials')}).</p>"
             if best else "<p>No configuration completed.</p>")
     failed = results[results["status"] != "ok"][["symbol", "config", "error"]]
     fail_html = failed.to_html(index=False) if len(failed) else "<p>None.</p>"
