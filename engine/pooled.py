@@ -73,7 +73,7 @@ from engine.walk_forward import (
 MAX_POOLED_BATCH = 1024
 COLD_FIT_SAMPLES = 1 << 17  # sample passes of a cold LSTM fit (~2 epochs of sp500_members)
 WARM_FIT_ROWS = 1 << 12  # rows a warm-started fit fine-tunes on
-MAX_KNN_ROWS = 1 << 16  # rows the KNN remembers (exhaustive search costs rows x queries)
+MAX_KNN_ROWS = 1 << 15  # rows the KNN remembers (exhaustive search costs rows x queries)
 POOLED_VERSION = "pooled-2"
 
 
