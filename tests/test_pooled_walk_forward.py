@@ -156,3 +156,50 @@ def test_too_short_a_universe_is_one_clear_error(pooled_cfg):
     datas = to_price_data(make_universe(3, 90, seed=0))
     with pytest.raises(DataError, match="too little data"):
         run_pooled_walk_forward(datas, pooled_cfg)
+
+
+def test_fit_budgets_cap_cold_epochs_warm_rows_and_are_recorded_per_fold(pooled_cfg, universe):
+    from engine import pooled
+
+    cold = pooled.COLD_FIT_SAMPLES
+    assert pooled.fit_plan(cold // 2, pooled_cfg, warm=False) == (cold // 2, 2)
+    assert pooled.fit_plan(3 * cold, pooled_cfg, warm=False) == (cold, 1)
+    assert pooled.fit_plan(100, pooled_cfg, warm=False) == (100, pooled_cfg.lstm.epochs)
+    assert pooled.fit_plan(10 * pooled.WARM_FIT_ROWS, pooled_cfg, warm=True) == (
+        pooled.WARM_FIT_ROWS, pooled_cfg.lstm.warm_epochs)
+    folds = run_pooled_walk_forward(universe, pooled_cfg).folds
+    assert folds["lstm_epochs"].iloc[0] == pooled_cfg.lstm.epochs
+    assert (folds["lstm_rows"] == folds["train_size"]).all()
+    assert (folds["knn_rows"] == folds["train_size"]).all()
+
+
+def test_drawn_training_rows_keep_predictions_free_of_later_data(pooled_cfg, universe, monkeypatch):
+    from engine import pooled
+
+    monkeypatch.setattr(pooled, "WARM_FIT_ROWS", 150)
+    monkeypatch.setattr(pooled, "MAX_KNN_ROWS", 200)
+    res = run_pooled_walk_forward(universe, pooled_cfg)
+    assert (res.folds["knn_rows"] == 200).all() and (res.folds["lstm_rows"].iloc[1:] == 150).all()
+    full = res.predictions
+    dates = full["date"].drop_duplicates().sort_values()
+    cut = dates.iloc[len(dates) // 2 + 3]
+    newcomer = to_price_data(make_universe(1, 230, seed=9).assign(symbol="NEW"))[0]
+    for datas in ([_cut(d, cut) for d in universe],
+                  [*universe[:3], PriceData("NEW", newcomer.frame.loc[newcomer.frame.index > cut],
+                                            "x", "x"), *universe[3:]]):
+        got = run_pooled_walk_forward(datas, pooled_cfg).predictions
+        pd.testing.assert_frame_equal(_upto(got, cut), _upto(full, cut), check_exact=True)
+
+
+@pytest.mark.parametrize(("feature", "early_hits"), [("momentum_3", True),
+                                                      ("full_sample_zscore", False)])
+def test_a_feature_that_reads_later_rows_never_gets_a_cache_hit(pooled_cfg, universe, tmp_path,
+                                                                feature, early_hits):
+    cfg = with_overrides(pooled_cfg, {"features.custom": [f"tests.feature_examples:{feature}"]})
+    first = run_pooled_walk_forward(universe, cfg, cache=FoldCache(tmp_path))
+    cut = first.folds["test_start"].iloc[-2]  # rows after it changed: the last fold sees them
+    again = FoldCache(tmp_path)
+    run_pooled_walk_forward([_alter(d, cut) for d in universe], cfg, cache=again)
+    n_early = int((first.folds["test_start"] <= cut).sum())
+    assert 2 <= n_early < len(first.folds)
+    assert again.hits == (n_early if early_hits else 0)
