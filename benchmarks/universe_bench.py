@@ -1,12 +1,24 @@
-"""Universe benchmark: pooled walk-forward + cross-sectional backtest, wall time and peak memory.
+"""Universe benchmark (issue 14): wall time, peak memory and the cross-sectional forecast table.
 
-    python benchmarks/universe_bench.py                 # every case, each in a fresh process
-    python benchmarks/universe_bench.py --case sp500_members [--json]
+    python benchmarks/universe_bench.py                       # every case, each in a fresh process
+    python benchmarks/universe_bench.py --case us20 --case planted
+    python benchmarks/universe_bench.py --case sp500_command --json
 
-Cases: ``sp500_members`` (pooled + rank targets + both engines), ``us20`` (pooled, monthly
-folds), ``us20_per_symbol`` (serial and ``--jobs 2``), ``synthetic`` (500 x 10 years),
-``planted`` (IC recovery on planted and null universes with a cheap forecaster). Each case
-prints wall time, peak RSS (``resource.getrusage``) and the cross-sectional IC table.
+Cases
+  sp500_command     the whole ``lstmknn backtest --data sp500_members`` command with
+                    ``benchmarks/sp500_members_pooled.toml`` (pooled, rank sizing), no cache
+  sp500_members     pooled walk-forward, raw and ``cs_rank`` labels (regime and stacking
+                    fusion of the same forecasts), rank targets traded by both engines
+  sp500_per_symbol  the same universe per symbol (``--jobs 2``), for the forecast table
+  us20              pooled (monthly folds) vs per-symbol serial and ``--jobs 2``, same run
+  us20_cs_rank      pooled us20 with ``cs_rank`` labels
+  synthetic         500 symbols x 10 years, pooled: wall time and peak memory
+  planted           IC recovery: planted signal vs measured mean IC (standard error), null IC
+
+Every measurement runs in its own process: wall time (``time.perf_counter``), CPU time and
+peak RSS (``resource.getrusage``). The machine may be shared: each case prints ``uptime``'s
+load averages before and after; compare ratios measured in the same run, not absolute times
+across runs.
 """
 
 from __future__ import annotations
@@ -14,30 +26,37 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CASES = ["planted", "sp500_members", "us20", "us20_per_symbol", "synthetic"]
-MODELS = ["lstm", "knn", "fused", "train_mean", "persistence"]
-# sp500_members has 245 days: short windows; lookback 10 (features warm up in ~35 bars).
-SP500_MEMBERS = {"walk_forward": {"train_window": 120, "step": 21},
-                 "lstm": {"lookback": 10, "device": "auto", "epochs": 8, "threads": 2},
-                 "model": {"scope": "pooled"},
-                 # min_change must stay below the per-name weight (1/top_k) or nothing trades
-                 "signal": {"sizing": "rank", "top_k": 50, "buffer": 25, "max_replace": 10,
-                            "min_change": 0.005}}
-US20 = {"walk_forward": {"train_window": 1000, "step": 21}, "model": {"scope": "pooled"}}
-SYNTHETIC = {"walk_forward": {"train_window": 500, "step": 63}, "model": {"scope": "pooled"}}
+CASES = ["planted", "sp500_command", "sp500_members", "us20", "us20_cs_rank", "synthetic",
+         "sp500_per_symbol"]
+MODELS = ["lstm", "knn", "fused", "stacking", "train_mean", "persistence"]
+SP500_TOML = ROOT / "benchmarks" / "sp500_members_pooled.toml"
+# The sp500_members config of the command (see the TOML for why each value).
+SP500 = {"walk_forward": {"train_window": 120, "step": 21}, "lstm": {"lookback": 10, "threads": 2},
+         "model": {"scope": "pooled"}, "signal": {"sizing": "rank"}}
+US20 = {"walk_forward": {"train_window": 1000, "step": 21}, "lstm": {"threads": 2},
+        "model": {"scope": "pooled"}}
+SYNTHETIC = {"walk_forward": {"train_window": 500, "step": 63}, "lstm": {"threads": 2},
+             "model": {"scope": "pooled"}}
 
 
-def peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def load() -> str:
+    return "load " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+
+
+def usage(who: int = resource.RUSAGE_SELF) -> dict:
+    r = resource.getrusage(who)
+    return {"cpu_s": r.ru_utime + r.ru_stime, "peak_rss_mib": r.ru_maxrss / 1024.0}
 
 
 def _load(name: str):  # noqa: ANN202
@@ -46,89 +65,142 @@ def _load(name: str):  # noqa: ANN202
     return load_sources([name])
 
 
-def _table(pred, models=MODELS) -> dict:  # noqa: ANN001
+def _cfg(raw: dict, **model: str):  # noqa: ANN202
+    from engine.config import from_dict
+
+    return from_dict({**raw, "model": {**raw["model"], **model}})
+
+
+def _table(pred, stacking=None) -> dict:  # noqa: ANN001
     from reports.cross_section import ic_summary, quantile_returns
 
-    return {"ic": ic_summary(pred, models), "quantiles": quantile_returns(pred, "fused", 5)}
+    frame = pred.copy()
+    models = [m for m in MODELS if m in frame.columns]
+    if stacking is not None:
+        frame["stacking"] = stacking["fused"].to_numpy()
+        models.insert(models.index("fused") + 1, "stacking")
+    return {"ic": ic_summary(frame, models), "quantiles": quantile_returns(frame, "fused", 5)}
 
 
-def _pooled(datas, raw: dict) -> tuple[dict, object]:  # noqa: ANN001
-    from engine.config import from_dict
+def _pooled(datas, cfg, stacking: bool = True) -> tuple[dict, object]:  # noqa: ANN001
     from engine.pooled import run_pooled_walk_forward
 
-    cfg = from_dict(raw)
     t = time.perf_counter()
-    res = run_pooled_walk_forward(datas, cfg)
-    wall = time.perf_counter() - t
-    out = {"walk_forward_s": wall, "folds": len(res.folds), "rows": len(res.predictions),
-           "symbols": int(res.predictions["symbol"].nunique()), "excluded": len(res.excluded)}
-    return out, (cfg, res)
+    res = run_pooled_walk_forward(datas, cfg, fusions=["stacking"] if stacking else [])
+    out = {"walk_forward_s": time.perf_counter() - t, "folds": len(res.folds),
+           "rows": len(res.predictions), "symbols": int(res.predictions["symbol"].nunique()),
+           "excluded": len(res.excluded),
+           "table": _table(res.predictions, res.alternatives.get("stacking"))}
+    return out, res
+
+
+def case_sp500_command() -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(Path(sys.executable).with_name("lstmknn")), "backtest", "--data", "sp500_members",
+               "--config", str(SP500_TOML), "--no-cache", "--quiet", "--out", f"{tmp}/run"]
+        t = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
+        wall = time.perf_counter() - t
+        if proc.returncode:
+            raise RuntimeError(proc.stderr[-2000:])
+        summary = json.loads(Path(f"{tmp}/run/summary.json").read_text())
+    child = usage(resource.RUSAGE_CHILDREN)
+    out = {"command_s": wall, "command_cpu_s": child["cpu_s"],
+           "command_peak_rss_mib": child["peak_rss_mib"], "stdout": proc.stdout.strip()[:300]}
+    cs = summary.get("cross_section")
+    if isinstance(cs, dict):
+        out["summary_cross_section"] = {m: {k: v.get(k) for k in ("ic", "rank_ic", "icir")}
+                                        for m, v in cs.items() if isinstance(v, dict) and "ic" in v}
+    return out
 
 
 def case_sp500_members() -> dict:
-    import numpy as np
-
     from strategies.execution import execute
     from strategies.ranking import rank_targets
 
-    t0 = time.perf_counter()
     datas = _load("sp500_members")
-    load_s = time.perf_counter() - t0
-    out, (cfg, res) = _pooled(datas, SP500_MEMBERS)
-    out["load_s"] = load_s
+    cfg = _cfg(SP500)
+    out, res = _pooled(datas, cfg)
     pred = res.predictions
-    t = time.perf_counter()
     targets = rank_targets(pred, cfg.signal, cfg.cost_rate)
-    out["rank_targets_s"] = time.perf_counter() - t
     traded = pred[["date", "symbol"]].merge(targets, on=["date", "symbol"], how="left")
     prices = {d.symbol: d.frame for d in datas if d.symbol in set(pred["symbol"])}
     finals = {}
     for engine in ("vectorized", "backtrader"):
         t = time.perf_counter()
-        r = execute(prices, traded, cfg, engine=engine)
+        finals[engine] = execute(prices, traded, cfg, engine=engine).final_value
         out[f"{engine}_s"] = time.perf_counter() - t
-        finals[engine] = r.final_value
-    out["final_value"] = finals
     out["twin_rel_diff"] = abs(finals["vectorized"] - finals["backtrader"]) / finals["backtrader"]
-    out["mean_names_held"] = float(targets[targets["target"] > 0].groupby("date").size().mean())
-    out["total_s"] = time.perf_counter() - t0
-    out["table"] = _table(pred)
-    out["table_cs_rank"] = None
-    raw = {**SP500_MEMBERS, "model": {"scope": "pooled", "label": "cs_rank"}}
-    if "--no-cs" in sys.argv:
-        return out
-    o2, (_, res2) = _pooled(datas, raw)
+    o2, _ = _pooled(datas, _cfg(SP500, label="cs_rank"))
     out["cs_rank_walk_forward_s"] = o2["walk_forward_s"]
-    out["table_cs_rank"] = _table(res2.predictions)
-    assert np.isfinite(out["twin_rel_diff"])
+    out["table_cs_rank"] = o2["table"]
     return out
+
+
+def case_sp500_per_symbol() -> dict:
+    from engine.universe import walk_forward_all
+
+    datas = _load("sp500_members")
+    cfg = _cfg({**SP500, "model": {}})
+    t = time.perf_counter()
+    pred, _, _ = walk_forward_all(datas, cfg, cache=None, quiet=True, jobs=2)
+    return {"jobs2_s": time.perf_counter() - t, "table": _table(pred)}
+
+
+def _sub(name: str) -> dict:
+    """Run one measurement in a fresh process (its own peak RSS); its JSON result."""
+    proc = subprocess.run([sys.executable, __file__, "--sub", name], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode:
+        raise RuntimeError(f"{name}: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def sub_us20_pooled() -> dict:
+    out, _ = _pooled(_load("us20"), _cfg(US20))
+    return out
+
+
+def sub_us20_cs_rank() -> dict:
+    out, _ = _pooled(_load("us20"), _cfg(US20, label="cs_rank"))
+    return out
+
+
+def _per_symbol(jobs: int) -> dict:
+    from engine.universe import walk_forward_all
+
+    datas = _load("us20")
+    t = time.perf_counter()
+    pred, _, _ = walk_forward_all(datas, _cfg({**US20, "model": {}}), cache=None, quiet=True,
+                                  jobs=jobs)
+    return {"walk_forward_s": time.perf_counter() - t, "table": _table(pred)}
+
+
+def sub_us20_serial() -> dict:
+    return _per_symbol(1)
+
+
+def sub_us20_jobs2() -> dict:
+    return _per_symbol(2)
 
 
 def case_us20() -> dict:
-    t0 = time.perf_counter()
-    datas = _load("us20")
-    out, (_, res) = _pooled(datas, US20)
-    out["total_s"] = time.perf_counter() - t0
-    out["table"] = _table(res.predictions)
-    return out
-
-
-def case_us20_per_symbol() -> dict:
-    import pandas as pd
-
-    from engine.config import from_dict
-    from engine.universe import walk_forward_symbols
-
-    datas = _load("us20")
-    cfg = from_dict({"walk_forward": US20["walk_forward"]})
+    runs = {name: _sub(f"us20_{name}") for name in ("pooled", "serial", "jobs2")}
+    base = runs["serial"]["walk_forward_s"]
     out = {}
-    for jobs in (1, 2):
-        t = time.perf_counter()
-        results = walk_forward_symbols(datas, cfg, jobs=jobs)
-        out[f"jobs{jobs}_s"] = time.perf_counter() - t
-    pred = pd.concat([r.predictions.assign(symbol=d.symbol) for d, r in zip(datas, results, strict=True)])
-    out["table"] = _table(pred)
+    for name, r in runs.items():
+        out[f"{name}_s"] = r["walk_forward_s"]
+        out[f"{name}_vs_serial"] = r["walk_forward_s"] / base
+        out[f"{name}_cpu_s"] = r["cpu_s"]
+        out[f"{name}_peak_rss_mib"] = r["peak_rss_mib"]
+    out["folds"] = runs["pooled"]["folds"]
+    out["table"] = runs["pooled"]["table"]
+    out["table_per_symbol"] = runs["serial"]["table"]
     return out
+
+
+def case_us20_cs_rank() -> dict:
+    return sub_us20_cs_rank()
 
 
 def case_synthetic() -> dict:
@@ -137,14 +209,13 @@ def case_synthetic() -> dict:
     t0 = time.perf_counter()
     datas = to_price_data(make_universe(500, 2520, ic=0.03, seed=0))
     out = {"generate_s": time.perf_counter() - t0}
-    o, (_, res) = _pooled(datas, SYNTHETIC)
+    o, _ = _pooled(datas, _cfg(SYNTHETIC), stacking=False)
     out.update(o)
-    out["total_s"] = time.perf_counter() - t0
-    out["table"] = _table(res.predictions, [*MODELS])
     return out
 
 
 def case_planted() -> dict:
+    """A forecaster with a known IC (planted signal + noise) on planted and null universes."""
     import numpy as np
 
     from data.synthetic import make_universe, planted_ic
@@ -164,57 +235,63 @@ def case_planted() -> dict:
     return out
 
 
-def run_case(name: str) -> dict:
+def run(name: str) -> dict:
+    """Run a case (``_case_<name>``) or a sub-measurement (``<name>``) in this process."""
     import torch
 
     torch.set_num_threads(2)
+    fn = globals()[f"case_{name[6:]}" if name.startswith("_case_") else f"sub_{name}"]
+    before = load()
     t = time.perf_counter()
-    out = globals()[f"case_{name}"]()
+    out = fn()
     out["wall_s"] = time.perf_counter() - t
-    out["peak_rss_mib"] = peak_mib()
+    out.update(usage())
+    out["load_before"], out["load_after"] = before, load()
     return out
 
 
 def _print(name: str, r: dict) -> None:
-    print(f"== {name}: wall {r['wall_s']:.1f} s, peak RSS {r['peak_rss_mib']:.0f} MiB")
+    print(f"== {name}: wall {r['wall_s']:.1f} s, cpu {r['cpu_s']:.1f} s, peak RSS "
+          f"{r['peak_rss_mib']:.0f} MiB ({r['load_before']} -> {r['load_after']}, {os.cpu_count()} cpus)")
+    tables = [k for k in r if k.startswith("table")]
     for k, v in r.items():
-        if k in ("table", "table_cs_rank", "wall_s", "peak_rss_mib") or v is None:
+        if k in tables or k in ("wall_s", "cpu_s", "peak_rss_mib", "load_before", "load_after"):
             continue
         print(f"   {k}: {v:.3g}" if isinstance(v, float) else f"   {k}: {v}")
-    for key in ("table", "table_cs_rank"):
-        if r.get(key):
-            print(f"   {key}:  model        IC   rankIC    ICIR  t-stat  pos%  dates")
-            for m, s in r[key]["ic"].items():
-                print(f"     {m:12s} {s['ic']:+.4f} {s['rank_ic']:+.4f} {s['icir']:+.3f} "
-                      f"{s['ic_tstat']:+6.2f} {100 * s['positive_share']:4.0f} {s['n_dates']:6d}")
-            q = r[key]["quantiles"]
-            print("     fused quintile mean (bp): "
-                  + " ".join(f"{1e4 * v:+.2f}" for v in q["mean"].values())
-                  + f"; spread {1e4 * q['spread']:+.2f} bp (t {q['spread_tstat']:+.2f})")
+    for key in tables:
+        if not r.get(key):
+            continue
+        print(f"   {key}:  model        IC   rankIC    ICIR  t-stat  pos%  dates")
+        for m, s in r[key]["ic"].items():
+            print(f"     {m:12s} {s['ic']:+.4f} {s['rank_ic']:+.4f} {s['icir']:+.3f} "
+                  f"{s['ic_tstat']:+6.2f} {100 * s['positive_share']:4.0f} {s['n_dates']:6d}")
+        q = r[key]["quantiles"]
+        print("     fused quintile mean (bp): "
+              + " ".join(f"{1e4 * v:+.2f}" for v in q["mean"].values())
+              + f"; spread {1e4 * q['spread']:+.2f} bp (t {q['spread_tstat']:+.2f})")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=CASES, action="append")
+    ap.add_argument("--sub", help=argparse.SUPPRESS)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    cases = args.case or CASES
-    if len(cases) == 1:
-        r = run_case(cases[0])
-        print(json.dumps(r, default=float) if args.json else "", end="\n" if args.json else "")
-        if not args.json:
-            _print(cases[0], r)
+    if args.sub:
+        print(json.dumps(run(args.sub), default=float))
         return
-    for c in cases:  # a fresh process per case: peak memory is the case's own
-        proc = subprocess.run([sys.executable, __file__, "--case", c, "--json"],
-                              capture_output=True, text=True, check=False)
+    for c in args.case or CASES:  # a fresh process per case: peak memory is the case's own
+        proc = subprocess.run([sys.executable, __file__, "--sub", "_case_" + c], capture_output=True,
+                              text=True, check=False)
         if proc.returncode:
-            print(f"== {c}: failed\n{proc.stderr[-2000:]}")
+            print(f"== {c}: failed\n{proc.stderr[-2000:]}", flush=True)
             continue
         r = json.loads(proc.stdout.strip().splitlines()[-1])
-        print(json.dumps(r) if args.json else "", end="\n" if args.json else "")
-        if not args.json:
+        if args.json:
+            print(json.dumps({c: r}), flush=True)
+        else:
             _print(c, r)
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -93,6 +93,7 @@ class PooledResult(WalkForwardResult):
     """:class:`WalkForwardResult` of a pooled run; ``excluded`` lists symbols too short to enter."""
 
     excluded: list[str] = field(default_factory=list)
+    alternatives: dict[str, PooledResult] = field(default_factory=dict)  # other fusion methods
 
 
 @dataclass
@@ -378,10 +379,26 @@ def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
 
 def run_pooled_walk_forward(datas: Sequence[PriceData], cfg: Config, *,
                             cache: FoldCache | None = None,
-                            progress: Progress | None = None) -> PooledResult:
-    """Pooled walk-forward over a universe; predictions have one row per symbol and decision bar."""
+                            progress: Progress | None = None,
+                            fusions: Sequence[str] = ()) -> PooledResult:
+    """Pooled walk-forward over a universe; predictions have one row per symbol and decision bar.
+
+    ``fusions``: other ``fusion.method`` values to apply to the same model forecasts (no
+    refit); their results are in ``PooledResult.alternatives`` by method.
+    """
     uni = prepare_universe(datas, cfg)
     folds = pooled_folds(uni, cfg)
+    outputs = _fold_outputs(uni, folds, cfg, cache, progress)
+    result = _assemble(uni, folds, outputs, cfg, cache)
+    for method in fusions:
+        other = replace(cfg, fusion=replace(cfg.fusion, method=method))
+        result.alternatives[method] = _assemble(uni, folds, outputs, other, cache)
+    return result
+
+
+def _fold_outputs(uni: Universe, folds: list[Fold], cfg: Config, cache: FoldCache | None,
+                  progress: Progress | None) -> list[dict]:
+    """Fit (or load) and predict every fold in order, along the warm-start chain."""
     keys = _cache_keys(uni, folds, cfg) if cache is not None else []
     check = _entry_check(cfg, uni.X.shape[1]) if cache is not None else None
     old_threads = torch.get_num_threads()
@@ -410,7 +427,7 @@ def run_pooled_walk_forward(datas: Sequence[PriceData], cfg: Config, *,
                 progress(k + 1, len(folds))
     finally:
         torch.set_num_threads(old_threads)
-    return _assemble(uni, folds, outputs, cfg, cache)
+    return outputs
 
 
 def _assemble(uni: Universe, folds: list[Fold], outputs: list[dict], cfg: Config,

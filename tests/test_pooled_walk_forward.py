@@ -203,3 +203,12 @@ def test_a_feature_that_reads_later_rows_never_gets_a_cache_hit(pooled_cfg, univ
     n_early = int((first.folds["test_start"] <= cut).sum())
     assert 2 <= n_early < len(first.folds)
     assert again.hits == (n_early if early_hits else 0)
+
+
+def test_other_fusions_of_the_same_forecasts_equal_a_run_with_that_fusion(pooled_cfg, universe):
+    cfg = with_overrides(pooled_cfg, {"fusion.min_history": 40})
+    res = run_pooled_walk_forward(universe, cfg, fusions=["stacking"])
+    direct = run_pooled_walk_forward(universe, with_overrides(cfg, {"fusion.method": "stacking"}))
+    pd.testing.assert_frame_equal(res.alternatives["stacking"].predictions, direct.predictions,
+                                  check_exact=True)
+    assert not np.allclose(res.predictions["fused"], direct.predictions["fused"])
