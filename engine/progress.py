@@ -19,9 +19,11 @@ def progress_bar(enabled: bool, desc: str, unit: str = "fold") -> Iterator[Progr
         return
     from tqdm import tqdm
 
-    # a terminal that reports no size (e.g. `script ... /dev/null`) still gets 80 columns
-    width = shutil.get_terminal_size((80, 24)).columns or 80
-    bar = tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False, ncols=width)
+    # a terminal that reports no size (e.g. `script ... /dev/null`) gets 80 x 24: tqdm would
+    # read 0 x 0 as "no room" and draw nothing
+    size = shutil.get_terminal_size((80, 24))
+    bar = tqdm(total=None, desc=desc, unit=unit, file=sys.stderr, leave=False,
+               ncols=size.columns or 80, nrows=size.lines or 24)
 
     def update(done: int, total: int) -> None:
         bar.total = total

@@ -55,11 +55,13 @@ def write_config(path: Path, extra: dict | None = None) -> Path:
 
 
 
-def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 300.0
-                    ) -> tuple[int, str]:
+def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 300.0,
+                    size: tuple[int, int] = (24, 100)) -> tuple[int, str]:
     """Run ``args`` with stdin, stdout and stderr on a pseudo-terminal, as a user's shell does.
 
-    Returns the exit status and everything the program drew on the terminal.
+    ``size`` is the terminal's (rows, columns); ``(0, 0)`` is what ``script ... /dev/null``
+    gives when it is itself not run from a terminal. Returns the exit status and everything
+    the program drew on the terminal.
     """
     import fcntl
     import os
@@ -70,7 +72,7 @@ def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 3
     import time
 
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 24 x 100
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", *size, 0, 0))
     proc = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, cwd=cwd,
                             close_fds=True)
     os.close(slave)

@@ -21,11 +21,12 @@ def check(rc: int, screen: str) -> None:
     assert "Traceback" not in screen and "Error" not in screen, screen
 
 
-def test_backtest_and_report_work_in_a_terminal_and_draw_progress(setup):
+@pytest.mark.parametrize("size", [(24, 100), (0, 0)], ids=["24x100", "unsized"])
+def test_backtest_and_report_work_in_a_terminal_and_draw_progress(setup, size):
     tmp, csv, cfg = setup
     out = tmp / "run"
     rc, screen = run_in_terminal([*LSTMKNN, "backtest", "--data", str(csv), "--config", str(cfg),
-                                  "--out", str(out), "--cache", str(tmp / "cache")])
+                                  "--out", str(out), "--no-cache"], size=size)
     check(rc, screen)
     assert "small folds" in screen  # the progress bar drew on the terminal
     check(*run_in_terminal([*LSTMKNN, "report", str(out)]))
