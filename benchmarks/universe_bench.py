@@ -77,7 +77,7 @@ def _table(pred, stacking=None) -> dict:  # noqa: ANN001
     frame = pred.copy()
     models = [m for m in MODELS if m in frame.columns]
     if stacking is not None:
-        frame["stacking"] = stacking["fused"].to_numpy()
+        frame["stacking"] = stacking.predictions["fused"].to_numpy()
         models.insert(models.index("fused") + 1, "stacking")
     return {"ic": ic_summary(frame, models), "quantiles": quantile_returns(frame, "fused", 5)}
 
