@@ -141,7 +141,7 @@ def case_sp500_per_symbol() -> dict:
     from engine.universe import walk_forward_all
 
     datas = _load("sp500_members")
-    cfg = _cfg({**SP500, "model": {}})
+    cfg = _cfg({**SP500, "lstm": {"lookback": 10}, "model": {}})
     t = time.perf_counter()
     pred, _, _ = walk_forward_all(datas, cfg, cache=None, quiet=True, jobs=2)
     return {"jobs2_s": time.perf_counter() - t, "table": _table(pred)}
@@ -171,8 +171,9 @@ def _per_symbol(jobs: int) -> dict:
 
     datas = _load("us20")
     t = time.perf_counter()
-    pred, _, _ = walk_forward_all(datas, _cfg({**US20, "model": {}}), cache=None, quiet=True,
-                                  jobs=jobs)
+    # per symbol: the default lstm.threads = 1 (the config's threads override each worker's)
+    raw = {"walk_forward": US20["walk_forward"], "model": {}}
+    pred, _, _ = walk_forward_all(datas, _cfg(raw), cache=None, quiet=True, jobs=jobs)
     return {"walk_forward_s": time.perf_counter() - t, "table": _table(pred)}
 
 
