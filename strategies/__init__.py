@@ -1,6 +1,11 @@
-"""Execution layer: target weights -> orders -> fills, via backtrader or the vectorized twin.
+"""The strategy and its execution: forecasts -> target weights -> orders -> fills.
 
-Works only on pandas objects; imports nothing from ``engine``/``reports``.
+* :mod:`strategies.targets`: fused forecast -> target position per symbol (the
+  cost-aware rule); :mod:`strategies.ranking`: cross-sectional top-k / drop-n targets.
+* :mod:`strategies.execution`: broker parameters from a config and one entry point,
+  ``execute``, over backtrader or the vectorized twin.
+
+Works on pandas objects; from ``engine`` it reads only the config. Imports no model code.
 
 * ``run_backtrader(prices, targets, params)``: a real backtrader Cerebro run.
 * ``run_vectorized(prices, targets, params)``: the fast twin (same semantics, same output).
