@@ -6,7 +6,7 @@
 
 Cases
   sp500_command     the whole ``lstmknn backtest --data sp500_members`` command with
-                    ``benchmarks/sp500_members_pooled.toml`` (pooled, rank sizing), no cache
+                    ``configs/sp500_members.toml`` (pooled, rank sizing), no cache
   sp500_members     pooled walk-forward, raw and ``cs_rank`` labels (regime and stacking
                     fusion of the same forecasts), rank targets traded by both engines
   sp500_per_symbol  the same universe per symbol (``--jobs 2``), for the forecast table
@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 CASES = ["planted", "sp500_command", "sp500_members", "us20", "us20_cs_rank", "synthetic",
          "synthetic_null", "sp500_per_symbol"]
 MODELS = ["lstm", "knn", "fused", "stacking", "train_mean", "persistence"]
-SP500_TOML = ROOT / "benchmarks" / "sp500_members_pooled.toml"
+SP500_TOML = ROOT / "configs" / "sp500_members.toml"
 # The sp500_members config of the command (see the TOML for why each value).
 SP500 = {"walk_forward": {"train_window": 120, "step": 21}, "lstm": {"lookback": 10, "threads": 2},
          "model": {"scope": "pooled"}, "signal": {"sizing": "rank"}}
