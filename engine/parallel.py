@@ -186,7 +186,8 @@ def _import_distributed() -> Any:
     try:
         import distributed
     except ImportError:
-        raise UserError("--scheduler needs Dask, an optional extra: pip install 'lstmknn[dask]' (in a source checkout, as the README installs: pip install -e '.[dask]')"
+        raise UserError("--scheduler needs Dask, an optional extra: pip install 'lstmknn[dask]' "
+                        "(in a source checkout, as the README installs: pip install -e '.[dask]')"
                         ) from None
     return distributed
 
@@ -197,7 +198,8 @@ def _require_tls() -> None:
         import cryptography  # noqa: F401
     except ImportError:
         raise UserError("--scheduler local secures its cluster with TLS, which needs the "
-                        "`cryptography` package: pip install 'lstmknn[dask]' (in a source checkout, as the README installs: pip install -e '.[dask]')") from None
+                        "`cryptography` package: pip install 'lstmknn[dask]' (in a source "
+                        "checkout, as the README installs: pip install -e '.[dask]')") from None
 
 
 @contextmanager
