@@ -54,7 +54,6 @@ from engine.cache import FoldCache, fold_key
 from engine.config import Config
 from engine.feature_set import feature_frame, feature_set_id
 from engine.folds import Fold, bars_needed, make_folds
-from engine.fusion import fuse
 from engine.models.knn import KNNRegressor
 from engine.models.lstm import MODEL_VERSION
 from engine.regime import classify, fit_threshold
@@ -64,6 +63,8 @@ from engine.walk_forward import (
     Progress,
     WalkForwardResult,
     _entry_check,
+    fold_row,
+    fuse_parts,
     lstm_columns,
     lstm_estimator,
 )
@@ -452,18 +453,11 @@ def _assemble(uni: Universe, folds: list[Fold], outputs: list[dict], cfg: Config
         frame["_known_until"] = uni.known[test]
         frame["_test_start"] = fold.test_start
         parts.append(frame)
-    pred = pd.concat(parts, ignore_index=True)
-    if len(cols) > 1:
-        pred.insert(4, "lstm", pred[cols].mean(axis=1))
-    pred = fuse(pred, pred.pop("_known_until").to_numpy(), pred.pop("_test_start").to_numpy(),
-                cfg, cols)
+    pred = fuse_parts(parts, cfg, cols, lstm_at=4)
     fold_table = pd.DataFrame(
-        [{"fold": f.index, "train_start": uni.dates[f.train_start],
-          "train_end": uni.dates[f.train_end - 1], "test_start": uni.dates[f.test_start],
-          "test_end": uni.dates[f.test_end - 1], "train_size": o["n_train"],
-          "vol_threshold": float(o["threshold"]), "n_symbols": o["n_symbols"],
-          "label_scale": o["label_scale"], "lstm_rows": o["lstm_rows"],
-          "lstm_epochs": o["lstm_epochs"], "knn_rows": o["knn_rows"]}
+        [{**fold_row(f, uni.dates, o["n_train"], float(o["threshold"])),
+          "n_symbols": o["n_symbols"], "label_scale": o["label_scale"],
+          "lstm_rows": o["lstm_rows"], "lstm_epochs": o["lstm_epochs"], "knn_rows": o["knn_rows"]}
          for f, o in zip(folds, outputs, strict=True)])
     return PooledResult(pred, fold_table, cols, cache.hits if cache else 0,
                         cache.misses if cache else 0, excluded=list(uni.excluded))

@@ -328,17 +328,31 @@ def assemble(prep: Prepared, folds: list[Fold], outputs: list[dict], cfg: Config
         frame["_known_until"] = test + h + gap
         frame["_test_start"] = fold.test_start
         parts.append(frame)
-    pred = pd.concat(parts, ignore_index=True)
-    if len(cols) > 1:
-        pred.insert(3, "lstm", pred[cols].mean(axis=1))
-    pred = fuse(pred, pred.pop("_known_until").to_numpy(), pred.pop("_test_start").to_numpy(),
-                cfg, cols)
+    pred = fuse_parts(parts, cfg, cols, lstm_at=3)
     fold_table = pd.DataFrame(
-        [{"fold": f.index, "train_start": prep.index[f.train_start],
-          "train_end": prep.index[f.train_end - 1], "test_start": prep.index[f.test_start],
-          "test_end": prep.index[f.test_end - 1], "train_size": f.train_size,
-          "vol_threshold": float(o["preds"]["threshold"][0])}
+        [fold_row(f, prep.index, f.train_size, float(o["preds"]["threshold"][0]))
          for f, o in zip(folds, outputs, strict=True)]
     )
     return WalkForwardResult(pred, fold_table, cols,
                              cache.hits if cache else 0, cache.misses if cache else 0)
+
+
+def fuse_parts(parts: list[pd.DataFrame], cfg: Config, cols: list[str], lstm_at: int
+               ) -> pd.DataFrame:
+    """Stack per-fold prediction frames, add the mean ``lstm`` of a multi-window ensemble
+    (at column ``lstm_at``) and apply the fusion, which reads ``_known_until`` (the bar at
+    which each row's label is known) and ``_test_start`` and drops them."""
+    pred = pd.concat(parts, ignore_index=True)
+    if len(cols) > 1:
+        pred.insert(lstm_at, "lstm", pred[cols].mean(axis=1))
+    return fuse(pred, pred.pop("_known_until").to_numpy(), pred.pop("_test_start").to_numpy(),
+                cfg, cols)
+
+
+def fold_row(fold: Fold, index: pd.DatetimeIndex, train_size: int, threshold: float
+             ) -> dict[str, object]:
+    """One row of ``folds.csv``: the fold's boundaries as timestamps, size and regime threshold."""
+    return {"fold": fold.index, "train_start": index[fold.train_start],
+            "train_end": index[fold.train_end - 1], "test_start": index[fold.test_start],
+            "test_end": index[fold.test_end - 1], "train_size": train_size,
+            "vol_threshold": threshold}
