@@ -67,6 +67,7 @@ from engine.walk_forward import (
     fuse_parts,
     lstm_columns,
     lstm_estimator,
+    warm_params,
 )
 
 # Pooled LSTM batch: ``lstm.batch_size`` x symbols in the fold's training set, capped here
@@ -267,9 +268,7 @@ def fit_pooled_fold(uni: Universe, fold: Fold, cfg: Config,
     states = {}
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "pooled-lstm", lb, fold.index)
-        warm = None
-        if init is not None:
-            warm = {k[len("module."):]: v for k, v in init[lb].items() if k.startswith("module.")}
+        warm = warm_params(init, lb)
         model = lstm_estimator(cfg, seed).set_params(batch_size=batch)
         model.set_params(**({"warm_epochs": epochs} if warm is not None else {"epochs": epochs}))
         model.fit(_windows(uni, lb, rows), y, init_params=warm)

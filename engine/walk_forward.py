@@ -127,6 +127,14 @@ def knn_estimator(cfg: Config) -> KNNRegressor:
     return KNNRegressor(**params_from(KNNRegressor, cfg.knn))
 
 
+def warm_params(init: dict[int, dict] | None, lookback: int) -> dict | None:
+    """The previous fold's network weights for lookback ``lookback`` (explicit warm start),
+    or None for a cold start."""
+    if init is None:
+        return None
+    return {k[len("module."):]: v for k, v in init[lookback].items() if k.startswith("module.")}
+
+
 def fit_fold(prep: Prepared, fold: Fold, cfg: Config,
              init: dict[int, dict] | None = None) -> dict[int, dict]:
     """Fit fresh (or explicitly warm-started) LSTMs on one fold; their states by lookback."""
@@ -135,9 +143,7 @@ def fit_fold(prep: Prepared, fold: Fold, cfg: Config,
     states = {}
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "lstm", lb, fold.index)
-        warm = None
-        if init is not None:
-            warm = {k[len("module."):]: v for k, v in init[lb].items() if k.startswith("module.")}
+        warm = warm_params(init, lb)
         model = lstm_estimator(cfg, seed).fit(_window(prep, lb, train), y, init_params=warm)
         states[lb] = model.get_state()
     return states

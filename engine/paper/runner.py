@@ -691,14 +691,5 @@ def write_account_report(root: str | Path | None, name: str, out: str | Path | N
     return write_atomic(path, page)
 
 
-def ledger_snapshot(root: str | Path | None, name: str, integrity: bool = False) -> dict[str, Any]:
-    """Every trading table of an account's ledger (for checks and tests)."""
-    _, ledger = open_account(root, name)
-    try:
-        return ledger.snapshot(integrity)
-    finally:
-        ledger.close()
-
-
 __all__ = ["REPORT_MARK", "StepResult", "Bar", "accept_revisions", "account_status",
            "export_signals", "init_account", "step_account", "verify_history", "write_account_report"]
