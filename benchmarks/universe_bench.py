@@ -116,20 +116,19 @@ def case_sp500_command() -> dict:
 
 
 def case_sp500_members() -> dict:
+    from engine.params import execution_params, strategy_for
     from strategies.execution import execute
-    from strategies.ranking import rank_targets
 
     datas = _load("sp500_members")
     cfg = _cfg(SP500)
     out, res = _pooled(datas, cfg)
     pred = res.predictions
-    targets = rank_targets(pred, cfg.signal, cfg.cost_rate)
-    traded = pred[["date", "symbol"]].merge(targets, on=["date", "symbol"], how="left")
+    traded = strategy_for(cfg).targets(pred)[["date", "symbol", "target"]]
     prices = {d.symbol: d.frame for d in datas if d.symbol in set(pred["symbol"])}
     finals = {}
     for engine in ("vectorized", "backtrader"):
         t = time.perf_counter()
-        finals[engine] = execute(prices, traded, cfg, engine=engine).final_value
+        finals[engine] = execute(prices, traded, execution_params(cfg), engine=engine).final_value
         out[f"{engine}_s"] = time.perf_counter() - t
     out["twin_rel_diff"] = abs(finals["vectorized"] - finals["backtrader"]) / finals["backtrader"]
     o2, _ = _pooled(datas, _cfg(SP500, label="cs_rank"))
@@ -139,12 +138,12 @@ def case_sp500_members() -> dict:
 
 
 def case_sp500_per_symbol() -> dict:
-    from engine.universe import walk_forward_all
+    from engine.forecasts import forecast
 
     datas = _load("sp500_members")
     cfg = _cfg({**SP500, "lstm": {"lookback": 10}, "model": {}})
     t = time.perf_counter()
-    pred, _, _ = walk_forward_all(datas, cfg, cache=None, quiet=True, jobs=2)
+    pred = forecast(datas, cfg, jobs=2).predictions
     return {"jobs2_s": time.perf_counter() - t, "table": _table(pred)}
 
 
@@ -168,13 +167,13 @@ def sub_us20_cs_rank() -> dict:
 
 
 def _per_symbol(jobs: int) -> dict:
-    from engine.universe import walk_forward_all
+    from engine.forecasts import forecast
 
     datas = _load("us20")
     t = time.perf_counter()
     # per symbol: the default lstm.threads = 1 (the config's threads override each worker's)
     raw = {"walk_forward": US20["walk_forward"], "model": {}}
-    pred, _, _ = walk_forward_all(datas, _cfg(raw), cache=None, quiet=True, jobs=jobs)
+    pred = forecast(datas, _cfg(raw), jobs=jobs).predictions
     return {"walk_forward_s": time.perf_counter() - t, "table": _table(pred)}
 
 

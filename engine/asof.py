@@ -1,15 +1,16 @@
-"""The as-of signal: a bar's walk-forward row, its target position and its provenance.
+"""The as-of signal: each symbol's decision at a bar, its target weight and its provenance.
 
-Walk-forward predictions for a bar never change when later bars are added, so
-running the walk-forward on the data cut at bar ``T`` (with ``since=T`` and
-the fold cache; padded as in :func:`padding`) yields the backtest's
-``predictions.csv`` row of ``T``, bit for bit. Used by ``lstmknn signal`` and
-by paper trading.
+Forecasts for a bar never change when later bars are added, and the strategy decides a
+bar from that bar's rows and earlier ones, so :func:`engine.decisions.decide` on the data
+cut at bar ``T`` (fits from the fold cache) yields the backtest's ``predictions.csv`` rows
+of ``T`` (``fused``, ``target``, every model column), bit for bit, in every scope and
+sizing. Used by ``lstmknn signal`` and by paper trading.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,13 +19,14 @@ import pandas as pd
 from data.errors import DataError
 from data.loader import PriceData
 from engine.cache import FoldCache
-from engine.config import Config
-from engine.folds import bars_needed
+from engine.config import Config, validate_universe
+from engine.decisions import Decisions, decide
+from engine.forecasts import symbol_forecasts
+from engine.params import strategy_for
 from engine.progress import Progress
 from engine.runio import clean_json, format_timestamp
-from engine.walk_forward import folds_for, prepare, run_walk_forward
 from reports.periods import infer_periods_per_year
-from strategies.targets import add_targets, path_dependent
+from strategies.strategy import Strategy
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 # Order of the fields of a signal record (multi-lookback ``lstm_<L>`` columns follow ``lstm``).
@@ -64,53 +66,15 @@ def data_hash(frame: pd.DataFrame, upto: int) -> str:
     return data_hashes(frame, upto, upto + 1)[0]
 
 
-def _padded(prices: pd.DataFrame, n: int) -> pd.DataFrame:
-    """``prices`` followed by ``n`` copies of its last bar, 1 ns apart."""
-    if n <= 0:
-        return prices
-    pad = pd.DataFrame(np.repeat(prices.iloc[-1:].to_numpy(), n, axis=0), columns=prices.columns,
-                       index=prices.index[-1] + pd.to_timedelta(np.arange(1, n + 1), unit="ns"))
-    return pd.concat([prices, pad.rename_axis(prices.index.name)])
-
-
-def padding(prices: pd.DataFrame, cfg: Config, available: tuple[str, ...] | None = None) -> int:
-    """Dummy bars to append so that the last bar's fold is predicted whole, as in a backtest.
-
-    Rows after a bar never change its forecast, but the LSTM's float32 kernels
-    depend on the batch shape (~1e-7 relative): predicting the fold's full
-    ``step`` rows reproduces the backtest bit for bit. The walk-forward also
-    wants ``horizon`` bars after the first decision bar (to score it); padding
-    gives the first decision bars their signal at their own close.
-    DataError when the data is too short for a forecast of the last bar.
-    """
-    wf = cfg.walk_forward
-    n = len(prices)
-    try:
-        prep = prepare(_padded(prices, wf.horizon), cfg, available)
-    except DataError:
-        prepare(prices, cfg, available)  # raises with the unpadded numbers
-        raise  # pragma: no cover
-    fold = next(f for f in folds_for(prep, cfg) if f.test_start <= n - 1 < f.test_end)
-    needed = bars_needed(prep.first_sample, wf.train_window, wf.gap, wf.horizon)
-    return max(fold.test_start + wf.step - n, needed - n, 0)
-
-
 def compute_signals(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
                     since: pd.Timestamp | None = None, progress: Progress | None = None,
                     available: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """Walk-forward rows up to the last bar (from ``since`` on), with ``target`` and the
-    fold's training span; the frame is padded first (see :func:`padding`).
-
-    When a bar's target depends on earlier forecasts (the cost-aware rule), every
-    earlier fold is predicted too (fits come from the cache), so the target equals
-    the backtest's."""
-    frame = _padded(prices, padding(prices, cfg, available))
-    wf_since = None if path_dependent(cfg) else since
-    wf = run_walk_forward(frame, cfg, cache=cache, since=wf_since, progress=progress,
-                          available=available)
-    pred = wf.predictions
-    pred = pred[pred["date"] <= prices.index[-1]]
-    pred = add_targets(pred, cfg, infer_periods_per_year(prices.index))
+    """One symbol's walk-forward rows up to its last bar (from ``since`` on), with ``target``
+    and the fold's training span (the data cut at its last bar, as :func:`decide` does)."""
+    strategy = strategy_for(cfg, infer_periods_per_year(prices.index))
+    wf_since = None if strategy.path_dependent else since
+    wf = symbol_forecasts(prices, cfg, cache, available, wf_since, True, progress)
+    pred = strategy.targets(wf.predictions.assign(symbol="_")).drop(columns="symbol")
     if since is not None:
         pred = pred[pred["date"] >= pd.Timestamp(since)]
     spans = wf.folds.set_index("fold")[["train_start", "train_end", "train_size"]]
@@ -149,78 +113,69 @@ def bar_position(index: pd.DatetimeIndex, asof: str | pd.Timestamp | None) -> in
     return pos
 
 
-def signal_for(data: PriceData, cfg: Config, asof: str | pd.Timestamp | None = None, *,
-               cache: FoldCache | None = None,
-               progress: Progress | None = None) -> dict[str, Any]:
-    """The decision at the close of the ``asof`` bar (default: the latest) for the next bar."""
-    pos = bar_position(data.frame.index, asof)
-    prices = data.frame.iloc[: pos + 1]
-    when = prices.index[-1]
-    try:
-        rows = compute_signals(prices, cfg, cache=cache, since=when, progress=progress,
-                               available=data.available)
-    except DataError as exc:
-        raise DataError(f"{data.symbol} as of {format_timestamp(when)}: {exc}") from None
-    rows = rows[rows["date"] == when]
-    if rows.empty:  # pragma: no cover - folds always reach the last bar
-        raise DataError(f"{data.symbol}: no forecast for {format_timestamp(when)}")
-    return signal_record(rows.iloc[-1], data.symbol, cfg.hash(), data_hash(prices, pos), pos + 1)
-
-
-
-def asof_date(datas: list[PriceData], asof: str | pd.Timestamp | None) -> pd.Timestamp:
-    """The as-of date of a multi-symbol signal: ``asof``, or the latest bar of any symbol."""
+def asof_date(datas: Sequence[PriceData], asof: str | pd.Timestamp | None) -> pd.Timestamp:
+    """The as-of bar of a signal: ``asof``, or the latest bar of any symbol."""
     if asof is None:
         return max(d.frame.index[-1] for d in datas)
     try:
-        return pd.Timestamp(asof)
+        ts = pd.Timestamp(asof)
     except (ValueError, TypeError):
-        raise DataError(f"--asof {asof!r}: not a date") from None
+        ts = pd.NaT
+    if ts is pd.NaT:
+        raise DataError(f"--asof {asof!r}: not a date")
+    first = min(d.frame.index[0] for d in datas)
+    if ts < first:
+        raise DataError(f"--asof {asof}: before the first bar ({format_timestamp(first)})")
+    return ts
 
 
-def symbol_signal(data: PriceData, cfg: Config, asof: str | pd.Timestamp | None,
-                  target_date: pd.Timestamp, *, cache: FoldCache | None = None,
-                  progress: Progress | None = None) -> dict[str, Any]:
-    """:func:`signal_for` plus ``decided_at``, ``for_bar``, ``last_close`` and the staleness
-    of the data relative to ``target_date`` (``stale``, ``warning``)."""
-    rec = signal_for(data, cfg, asof, cache=cache, progress=progress)
-    pos = bar_position(data.frame.index, asof)
-    when = data.frame.index[pos]
-    stale = bool(when < target_date and pos == len(data.frame) - 1)
-    available = getattr(data, "available", ("open",))
-    rec["decided_at"] = rec["asof"]
-    rec["for_bar"] = "next open" if "open" in available else "next close"
-    rec["last_close"] = float(data.frame["close"].iloc[pos])
-    rec["stale"] = stale
-    rec["warning"] = (f"data ends at {format_timestamp(when)}, before the as-of date "
-                      f"{format_timestamp(target_date)}: this is not a current signal"
-                      if stale else None)
-    return rec
+def signal_records(datas: Sequence[PriceData], cfg: Config,
+                   asof: str | pd.Timestamp | None = None, *, cache: FoldCache | None = None,
+                   strategy: Strategy | None = None, account_value: float | None = None,
+                   quiet: bool = True) -> list[dict[str, Any]]:
+    """The decision at the close of ``asof`` (default: the latest bar) for every symbol.
 
-
-def portfolio_weights(records: list[dict[str, Any]], cfg: Config,
-                      account_value: float | None = None) -> list[dict[str, Any]]:
-    """Add ``weight``, ``side`` and an indicative ``quantity`` to each symbol's record.
-
-    Capital is shared as in a portfolio backtest: equally among the symbols with
-    current data (``equal``) or by ``|fused|`` (``strength``). A stale symbol gets
-    no weight (``None``).
+    One record per symbol (in ``datas`` order; symbols that start after ``asof`` or have
+    no forecast yet are left out): the backtest's ``predictions.csv`` row of its last bar
+    on or before ``asof`` (``target`` is the weight the backtest decides), the fold's
+    training span, ``weight`` (the weight the backtest holds after that decision),
+    ``side``, an indicative ``quantity`` for ``account_value`` (default
+    ``execution.cash``), and ``stale`` / ``warning`` when a symbol's data ends before
+    ``asof``.
     """
-    live = [r for r in records if not r["stale"]]
-    many = len(records) > 1
-    total = sum(abs(r["fused"] or 0.0) for r in live)
+    validate_universe(cfg, [d.symbol for d in datas])
+    when = asof_date(datas, asof)
+    decided = decide(datas, cfg, strategy=strategy, cache=cache, asof=when, quiet=quiet)
+    return records_at(decided, datas, cfg, when, account_value)
+
+
+def records_at(decided: Decisions, datas: Sequence[PriceData], cfg: Config,
+               when: pd.Timestamp, account_value: float | None = None) -> list[dict[str, Any]]:
+    """Signal records of the decisions of data cut at ``when`` (see :func:`signal_records`)."""
+    pred = decided.predictions
+    folds = decided.forecasts.folds
     value = account_value if account_value is not None else cfg.execution.cash
-    for r in records:
-        if r["stale"]:
-            r["weight"] = r["side"] = r["quantity"] = None
+    records = []
+    for d in datas:
+        rows = pred[pred["symbol"] == d.symbol]
+        if rows.empty:
             continue
-        if not many:
-            w = r["target"]
-        elif cfg.signal.allocation == "equal":
-            w = r["target"] / len(live)
-        else:
-            w = r["target"] * (abs(r["fused"] or 0.0) / total if total > 0 else 0.0)
-        r["weight"] = w
-        r["side"] = "long" if w > 0 else "short" if w < 0 else "flat"
-        r["quantity"] = w * value / r["last_close"] if r["last_close"] > 0 else None
+        row = rows.iloc[-1]
+        pos = int(d.frame.index.searchsorted(row["date"], side="right")) - 1
+        span = folds[folds["fold"] == row["fold"]]
+        if "symbol" in span:
+            span = span[span["symbol"] == d.symbol]
+        row = pd.concat([row.drop(labels=["symbol"]),
+                         span.iloc[0][["train_start", "train_end", "train_size"]]])
+        rec = signal_record(row, d.symbol, cfg.hash(), data_hash(d.frame, pos), pos + 1)
+        stale = bool(row["date"] < when)
+        weight = float(row["target"]) if np.isfinite(row["target"]) else 0.0
+        close = float(d.frame["close"].iloc[pos])
+        rec.update(
+            decided_at=rec["asof"], for_bar=d.fills, last_close=close, stale=stale,
+            warning=(f"data ends at {format_timestamp(row['date'])}, before the as-of date "
+                     f"{format_timestamp(when)}: this is not a current signal" if stale else None),
+            weight=weight, side="long" if weight > 0 else "short" if weight < 0 else "flat",
+            quantity=weight * value / close if close > 0 else None, source=d.source)
+        records.append(rec)
     return records

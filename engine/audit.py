@@ -39,11 +39,9 @@ from data.errors import DataError
 from data.loader import PriceData
 from engine.cache import FoldCache
 from engine.config import Config
-from engine.feature_set import declared_warmups, feature_frame, lenient
-from engine.pooled import run_pooled_walk_forward
-from engine.walk_forward import _fold_cache_key, folds_for, prepare, run_walk_forward
-from reports.periods import infer_periods_per_year
-from strategies.targets import add_targets
+from engine.decisions import decide
+from engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
+from engine.walk_forward import _fold_cache_key, folds_for, prepare
 
 STAGES = ("feature", "model", "fusion", "target")
 TRIMS = (50, 200, 500)
@@ -103,20 +101,22 @@ def decision_columns(pred: pd.DataFrame) -> list[str]:
 # ---------------------------------------------------------------- running the engine
 
 
-def _decide(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None) -> pd.DataFrame:
-    """Predictions and targets of every symbol, as the backtest computes them."""
+def _decide(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None,
+            asof: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Predictions and targets of every symbol, as every command computes them
+    (:func:`engine.decisions.decide`); ``asof``: the data cut at that bar, as ``signal``
+    and paper accounts see it."""
     with lenient():
-        if cfg.model.scope == "pooled":
-            pred = run_pooled_walk_forward(datas, cfg, cache=cache).predictions
-        else:
-            pred = pd.concat([run_walk_forward(d.frame, cfg, cache=cache).predictions
-                              .assign(symbol=d.symbol) for d in datas], ignore_index=True)
-    pred = add_targets(pred, cfg, infer_periods_per_year(datas[0].frame.index))
+        pred = decide(datas, cfg, cache=cache, asof=asof).predictions
     return pred.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
 
 
 def _features(datas: Sequence[PriceData], cfg: Config) -> dict[str, pd.DataFrame]:
-    panel = {d.symbol: d.frame for d in datas} if len(datas) > 1 else None
+    """Every symbol's feature columns, with the inputs the engine gives them: custom features
+    see the universe's panel in pooled scope only (as :mod:`engine.pooled` computes them)."""
+    pooled = cfg.model.scope == "pooled"
+    panel = frozen_panel({d.symbol: d.frame for d in datas}) if pooled and cfg.features.custom \
+        else ({} if pooled else None)
     with lenient():
         return {d.symbol: feature_frame(d.frame, cfg.features, getattr(d, "available", None),
                                         panel=panel) for d in datas}
@@ -313,8 +313,9 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
         done = 0
         for c, cut in enumerate(cut_dates):
             for mode in ("truncated", "perturbed"):
+                asof = None
                 if mode == "truncated":
-                    altered = truncate(datas, cut)
+                    altered, asof = truncate(datas, cut), cut
                 else:
                     altered = perturb(datas, cut, seed=cfg.seed * 1000 + c)
                 alt_feats = _features(altered, cfg)
@@ -324,7 +325,7 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
                 run_cache = fc
                 if mode == "perturbed" and fc is not None and cfg.model.scope != "pooled":
                     run_cache = _Planted(fc, _planted_for(datas, altered, cfg, cut, fc))
-                pred = _decide(altered, cfg, run_cache)
+                pred = _decide(altered, cfg, run_cache, asof)
                 for (sym, col), bar in _compare_decisions(full, pred, cut, columns).items():
                     index = feats[sym].index if sym in feats else pd.DatetimeIndex([])
                     record(_leak(col, stage_of(col), bar, sym, cut, mode, index))

@@ -1,9 +1,8 @@
 """The backtest: data -> walk-forward -> targets -> execution -> scores -> run folder.
 
-Layer three of three: it composes the walk-forward (:mod:`engine.universe`,
-:mod:`engine.walk_forward`), the strategy and execution (:mod:`strategies`) and
-the reports (:mod:`reports`); it also trades precomputed predictions
-(:func:`strategies.targets.add_targets` + :func:`strategies.execution.execute`).
+Layer three of three: it composes the decisions (:func:`engine.decisions.decide`: the
+walk-forward of :mod:`engine.forecasts` and the one strategy), execution
+(:mod:`strategies.execution`) and the reports (:mod:`reports`).
 """
 
 from __future__ import annotations
@@ -22,21 +21,18 @@ import pandas as pd
 from data.loader import PriceData
 from data.sources import load_sources
 from engine.cache import FoldCache
-from engine.config import Config
+from engine.config import Config, validate_universe
+from engine.decisions import decide
 from engine.errors import UserError
-from engine.pooled import run_pooled_walk_forward
-from engine.progress import progress_bar
+from engine.params import execution_params
 from engine.runio import check_out_dir, clean_json, date_format, dumps, staged_run, write_atomic
-from engine.universe import model_columns, walk_forward_all
 from reports.cross_section import ic_summary, quantile_returns
 from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
-from reports.periods import infer_periods_per_year
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
 from strategies.execution import buy_and_hold_returns, execute
-from strategies.ranking import rank_targets
 from strategies.result import BacktestResult
-from strategies.targets import add_targets, closed_out
+from strategies.strategy import closed_out
 
 PREDICTION_COLUMNS = ["date", "symbol", "fold", "y_true", "lstm", "knn", "regime", "alpha",
                       "fused", "target"]
@@ -152,24 +148,23 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     if out_dir is not None:
         check_out_dir(out_dir, RUN_KIND)
     datas = load_data(sources, data_options)
-    check_scope(datas, cfg)
+    validate_universe(cfg, [d.symbol for d in datas])
     cache = FoldCache(cache_dir) if cache_dir else None
-    excluded: list[str] = []
-    if cfg.model.scope == "pooled":
-        with progress_bar(not quiet, desc=f"pooled {len(datas)} symbols") as progress:
-            wf = run_pooled_walk_forward(datas, cfg, cache=cache, progress=progress)
-        predictions, folds, models = wf.predictions, wf.folds, model_columns(wf)
-        excluded = list(getattr(wf, "excluded", []))
-        traded = {str(s) for s in predictions["symbol"].unique()}
-        datas = [d for d in datas if d.symbol in traded]
-    else:
-        predictions, folds, models = walk_forward_all(datas, cfg, cache=cache, quiet=quiet,
-                                                      jobs=jobs, scheduler=scheduler)
+    decided = decide(datas, cfg, cache=cache, jobs=jobs, scheduler=scheduler, quiet=quiet)
+    fc = decided.forecasts
+    folds, models, excluded = fc.folds, fc.models, fc.excluded
+    traded = {str(s) for s in decided.predictions["symbol"].unique()}
+    for d in datas:
+        if d.symbol not in traded and d.symbol not in excluded:
+            excluded[d.symbol] = (f"no decision bar: its data ({d.describe()['first_date']} to "
+                                  f"{d.describe()['last_date']}) ends before the first fold's "
+                                  "decisions")
+    datas = [d for d in datas if d.symbol in traded]
     t_wf = time.perf_counter() - t0
     prices = {d.symbol: d.frame for d in datas}
-    ppy = infer_periods_per_year(datas[0].frame.index)
-    predictions = ordered(targets_for(predictions, cfg, ppy))
-    result = execute(prices, predictions, cfg, engine=engine)
+    ppy = decided.periods_per_year
+    predictions = ordered(decided.predictions)
+    result = execute(prices, predictions, execution_params(cfg), engine=engine)
     benchmark = buy_and_hold_returns(prices, pd.DatetimeIndex(result.equity["date"]))
     summary = score_run(predictions, models, result, benchmark, ppy, cfg)
     summary["config"] = cfg.to_dict()
@@ -177,7 +172,7 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     summary["symbols"] = symbol_spans(datas, predictions)
     summary["model_scope"] = cfg.model.scope
     if excluded:
-        summary["excluded_symbols"] = excluded
+        summary["excluded_symbols"] = excluded  # symbol -> why it has no forecasts
     summary["signal_rule"] = signal_rule(cfg)
     summary["folds"] = int(len(folds))
     summary["cache"] = {"hits": cache.hits, "misses": cache.misses} if cache else None
@@ -189,33 +184,6 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     else:
         summary["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
     return run
-
-
-def check_scope(datas: Sequence[PriceData], cfg: Config) -> None:
-    """Refuse combinations that need a universe when there is none."""
-    if cfg.model.scope == "pooled" and len(datas) < 2:
-        raise UserError("`model.scope` = \"pooled\" needs two or more symbols "
-                        f"(got {len(datas)}: {', '.join(d.symbol for d in datas)})")
-    if cfg.signal.sizing == "rank" and len(datas) < 2:
-        raise UserError("`signal.sizing` = \"rank\" ranks symbols against each other and "
-                        "needs two or more symbols")
-    sg = cfg.signal
-    if sg.sizing == "rank":
-        per_name = min(sg.max_gross / (sg.top_k + sg.bottom_k), sg.max_weight)
-        if sg.min_change >= per_name:
-            raise UserError(f"`signal.min_change` must be < the rank weight per name, "
-                            f"min(max_gross / (top_k + bottom_k), max_weight) = {per_name:.4g} "
-                            f"(got {sg.min_change}); otherwise no rank order is ever placed")
-
-
-def targets_for(predictions: pd.DataFrame, cfg: Config, periods_per_year: float) -> pd.DataFrame:
-    """The ``target`` column: per-symbol rules, or the cross-sectional ranking (``rank``)."""
-    if cfg.signal.sizing != "rank":
-        return add_targets(predictions, cfg, periods_per_year)
-    ranked = rank_targets(predictions, cfg.signal, cfg.cost_rate)
-    out = predictions.drop(columns=["target"], errors="ignore").merge(
-        ranked[["date", "symbol", "target"]], on=["date", "symbol"], how="left")
-    return out
 
 
 def signal_rule(cfg: Config) -> str:

@@ -10,6 +10,7 @@ import re
 import sys
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -321,11 +322,43 @@ def validate(cfg: Config) -> None:
              f"`execution.volume_cap` must be in (0, 1] (got {ex.volume_cap})")
     _require(0 < sg.max_weight <= 10, f"`signal.max_weight` must be in (0, 10] (got {sg.max_weight})")
     _require(0 < sg.max_gross <= 10, f"`signal.max_gross` must be in (0, 10] (got {sg.max_gross})")
+    _require(not (sg.long_only and sg.bottom_k > 0),
+             f"`signal.bottom_k` must be 0 when `signal.long_only` = true: the bottom names would "
+             f"be sold short and a long-only broker never shorts (got bottom_k = {sg.bottom_k})")
+    if sg.sizing == "rank":
+        per_name = min(sg.max_gross / (sg.top_k + sg.bottom_k), sg.max_weight)
+        _require(sg.min_change < per_name,
+                 f"`signal.min_change` must be < the rank weight per name, min(max_gross / "
+                 f"(top_k + bottom_k), max_weight) = {per_name:.4g} (got {sg.min_change}); "
+                 "otherwise no rank order is ever placed")
     _validate_features(cfg.features)
     md = cfg.model
     for key, value, neutral in (("label", md.label, "raw"), ("cs_features", md.cs_features, "none")):
         _require(value == neutral or md.scope == "pooled",
                  f"`model.{key}` = {value!r} needs `model.scope` = 'pooled' (got {md.scope!r})")
+
+
+def validate_universe(cfg: Config, symbols: Sequence[str]) -> None:
+    """The rules that depend on the universe a config is run on, for every command.
+
+    Pooled models and rank sizing need two or more symbols; rank sizing must be able to
+    fill its book (``top_k + bottom_k`` names at most the number of symbols).
+    """
+    n = len(symbols)
+    shown = ", ".join(list(symbols)[:5]) + (", ..." if n > 5 else "")
+    md, sg = cfg.model, cfg.signal
+    _require(md.scope != "pooled" or n >= 2,
+             f"`model.scope` = \"pooled\" needs two or more symbols (got {n}: {shown})")
+    _require(sg.sizing != "rank" or n >= 2,
+             "`signal.sizing` = \"rank\" ranks symbols against each other and needs two or more "
+             f"symbols (got {n}: {shown})")
+    if sg.sizing == "rank" and sg.top_k + sg.bottom_k > n:
+        per_name = min(sg.max_gross / (sg.top_k + sg.bottom_k), sg.max_weight)
+        _require(False, f"`signal.top_k` + `signal.bottom_k` must be <= the number of symbols "
+                        f"(got {sg.top_k} + {sg.bottom_k} > {n}): each name gets "
+                        f"{per_name:.4g} of equity, so at most {n} names would hold a gross "
+                        f"exposure of {n * per_name:.4g} instead of `signal.max_gross` = "
+                        f"{sg.max_gross:.4g}")
 
 
 def _validate_features(fc: FeaturesConfig) -> None:

@@ -187,13 +187,29 @@ def validate(out: Any, prices: pd.DataFrame, ref: str, *, strict: bool = True) -
     return pd.DataFrame(cols, index=prices.index, dtype="float64")
 
 
+def frozen_panel(frames: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """A universe's frames as a panel for custom features: copies whose arrays are read-only,
+    so no feature can alter the engine's prices (each call gets its own shallow copies)."""
+    out = {}
+    for symbol, frame in frames.items():
+        copy = frame.copy()
+        for block in copy._mgr.blocks:  # pandas has no public read-only flag
+            block.values.flags.writeable = False
+        out[symbol] = copy
+    return out
+
+
 def compute_custom(prices: pd.DataFrame, refs: Iterable[str], panel: Panel | None = None, *,
                    strict: bool = True) -> pd.DataFrame:
     """Every user feature's columns on ``prices`` (validated), in reference order."""
     parts = []
     seen: dict[str, str] = {name: "the built-in features" for name in FEATURE_NAMES}
     for feature in resolve_custom(refs):
-        args = (prices.copy(), panel) if feature.wants_panel else (prices.copy(),)
+        if feature.wants_panel:  # fresh copies per call: one feature cannot alter another's input
+            view = {s: f.copy(deep=False) for s, f in (panel or {}).items()}
+            args: tuple = (prices.copy(), view)
+        else:
+            args = (prices.copy(),)
         try:
             out = feature.func(*args)
         except Exception as exc:  # the user's code failed: one line, with where

@@ -47,12 +47,12 @@ from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
 from data.cross_section import normalise
-from data.errors import DataError
+from data.errors import DataError, TooLittleDataError
 from data.features import first_valid_row, next_return, realized_volatility
 from data.loader import PriceData
 from engine.cache import FoldCache, fold_key
 from engine.config import Config
-from engine.feature_set import feature_frame, feature_set_id
+from engine.feature_set import feature_frame, feature_set_id, frozen_panel
 from engine.folds import Fold, bars_needed, make_folds
 from engine.models.knn import KNNRegressor
 from engine.models.lstm import MODEL_VERSION
@@ -138,7 +138,7 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
     h, gap = cfg.walk_forward.horizon, cfg.walk_forward.gap
     never = np.iinfo(np.int64).max // 4
     feats, vols, per = [], [], []
-    panel = {d.symbol: d.frame for d in datas} if cfg.features.custom else {}
+    panel = frozen_panel({d.symbol: d.frame for d in datas}) if cfg.features.custom else {}
     for d in datas:
         f = _features(d, cfg, panel)
         v = realized_volatility(d.frame["close"], cfg.regime.vol_window)
@@ -188,7 +188,7 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
         cols["persistence"].append((close / close.shift(h) - 1.0).to_numpy(float)[bars])
         offset += n
     if not cols["sym"]:
-        raise DataError(f"too little data: no symbol reaches its first sample "
+        raise TooLittleDataError(f"too little data: no symbol reaches its first sample "
                         f"(feature warm-up + lookback {cfg.max_lookback})")
     table = {k: np.concatenate(v) for k, v in cols.items()}
     order = np.lexsort((table["sym"], table["pos"]))
@@ -205,7 +205,7 @@ def pooled_folds(uni: Universe, cfg: Config) -> list[Fold]:
     wf = cfg.walk_forward
     needed = bars_needed(uni.first_sample, wf.train_window, wf.gap, wf.horizon)
     if len(uni.dates) < needed:
-        raise DataError(
+        raise TooLittleDataError(
             f"too little data: the union calendar has {len(uni.dates)} dates, the configuration "
             f"needs at least {needed} ({uni.first_sample} warm-up + train_window {wf.train_window} "
             f"+ purge and {wf.horizon + 1} bars to decide and score)")
@@ -344,6 +344,13 @@ def _check_finite(uni: Universe, fold: Fold, cfg: Config, lstm_pred: np.ndarray,
                 "degenerate values")
 
 
+def fit_span(fold: Fold) -> dict[str, int]:
+    """What of a fold determines its fit: index and boundaries up to its first decision (not
+    ``test_end``, so the cut-short last fold of data cut at a bar shares the full run's entry)."""
+    return {"index": fold.index, "train_start": fold.train_start, "train_end": fold.train_end,
+            "test_start": fold.test_start}
+
+
 def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
     """Per fold: model config, seed, boundaries, fit budgets, and a hash of every symbol's price
     and feature rows up to the fold's first decision (as ``engine.walk_forward._fold_cache_key``:
@@ -371,7 +378,7 @@ def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
                 done[j] = upto
         keys.append(fold_key({"v": MODEL_VERSION, "pooled": POOLED_VERSION, "torch": torch.__version__,
                               "cfg": model_cfg, "seed": cfg.seed, "first": uni.first_sample,
-                              "budgets": budgets, "fold": f.__dict__,
+                              "budgets": budgets, "fold": fit_span(f),
                               "data": prices.copy().hexdigest(),
                               "feature_rows": feats.copy().hexdigest()}))
     return keys

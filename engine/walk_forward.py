@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from data.errors import DataError
+from data.errors import TooLittleDataError
 from data.features import first_valid_row, next_return, realized_volatility
 from engine.cache import FoldCache, fold_key
 from engine.config import Config, ConfigError
@@ -77,7 +77,7 @@ def prepare(prices: pd.DataFrame, cfg: Config, available: Iterable[str] | None =
     needed = bars_needed(first_sample, cfg.walk_forward.train_window, cfg.walk_forward.gap,
                          cfg.walk_forward.horizon)
     if len(prices) < needed:
-        raise DataError(
+        raise TooLittleDataError(
             f"too little data: {len(prices)} rows, the configuration needs at least {needed} "
             f"({first_sample} warm-up + train_window {cfg.walk_forward.train_window} + purge and "
             f"{cfg.walk_forward.horizon + 1} bars to decide and score)"

@@ -63,6 +63,14 @@ def sweep_page(results: pd.DataFrame, ranked: pd.DataFrame, summary: dict[str, A
             f"Sharpe {_num(best.get('portfolio_sharpe'))}, deflated Sharpe "
             f"{_num(best.get('deflated_sharpe'))} (n_trials {best.get('n_trials')}).</p>"
             if best else "<p>No configuration completed.</p>")
+    dupes = summary.get("duplicates") or {}
+    if dupes:
+        pairs = ", ".join(f"#{c} = #{d}" for c, d in dupes.items())
+        head += (f"<p><b>{len(dupes)} configuration(s) decided and returned exactly the same as "
+                 f"an earlier one</b> ({html.escape(pairs)}): each such group counts as one trial "
+                 f"in the deflated Sharpe ratio ({summary.get('n_distinct')} distinct of "
+                 f"{summary['n_configurations']}). Under the cost-aware rule, for instance, "
+                 "thresholds below the cost rate cannot change a decision.</p>")
     failed = results[results["status"] != "ok"][["symbol", "config", "error"]]
     fail_html = failed.to_html(index=False) if len(failed) else "<p>None.</p>"
     table = ranked.to_html(index=False, float_format=lambda v: f"{v:.4g}", na_rep="")

@@ -2,10 +2,12 @@
 
 * :mod:`strategies.targets`: fused forecast -> target position per symbol (the
   cost-aware rule); :mod:`strategies.ranking`: cross-sectional top-k / drop-n targets.
-* :mod:`strategies.execution`: broker parameters from a config and one entry point,
+* :mod:`strategies.strategy`: the one strategy (forecasts -> target weights), from its own
+  :class:`strategies.params.StrategyParams`.
+* :mod:`strategies.execution`: one entry point,
   ``execute``, over backtrader or the vectorized twin.
 
-Works on pandas objects; from ``engine`` it reads only the config. Imports no model code.
+Works on pandas objects and its own parameter objects; imports nothing from ``engine``.
 
 * ``run_backtrader(prices, targets, params)``: a real backtrader Cerebro run.
 * ``run_vectorized(prices, targets, params)``: the fast twin (same semantics, same output).

@@ -1,23 +1,13 @@
-"""Target positions to orders and fills: the broker parameters from a config, and one entry point
-to trade a targets table in backtrader or in the vectorized twin."""
+"""Target positions to orders and fills: one entry point to trade a targets table in backtrader
+or in the vectorized twin (broker parameters come from ``engine.params.execution_params``)."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from engine.config import Config
 from strategies.costs import ExecutionParams
 from strategies.result import BacktestResult
 from strategies.vectorized import run_vectorized
-
-
-def execution_params(cfg: Config) -> ExecutionParams:
-    """Broker parameters (cash, costs, volume cap, churn filter, shorting, leverage) of a config."""
-    ex, sg = cfg.execution, cfg.signal
-    return ExecutionParams(cash=ex.cash, commission=ex.commission,
-                           commission_fixed=ex.commission_fixed, slippage=ex.slippage,
-                           volume_cap=ex.volume_cap, min_change=sg.min_change,
-                           allow_short=not sg.long_only, leverage=max(2.0, 2.0 * sg.max_leverage))
 
 
 def target_frame(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -36,11 +26,10 @@ def buy_and_hold_returns(prices: dict[str, pd.DataFrame], index: pd.DatetimeInde
     return bench
 
 
-def execute(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, cfg: Config,
+def execute(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, params: ExecutionParams,
             engine: str = "backtrader") -> BacktestResult:
     """Trade precomputed predictions (with ``target``) through backtrader or the vectorized twin."""
     targets = target_frame(predictions)
-    params = execution_params(cfg)
     if engine == "vectorized":
         return run_vectorized(prices, targets, params)
     from strategies.bt_engine import run_backtrader  # backtrader loads only when used

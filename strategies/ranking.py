@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.config import SignalConfig
+from strategies.params import StrategyParams
 
 
 def _side(ranked: list[str], held: dict[str, float], present: set[str], k: int, buffer: int,
@@ -49,7 +49,7 @@ def _side(ranked: list[str], held: dict[str, float], present: set[str], k: int, 
 
 
 def _weights(book: list[str], sign: float, fused: dict[str, float], last: dict[str, float],
-             base: float, cfg: SignalConfig) -> dict[str, float]:
+             base: float, cfg: StrategyParams) -> dict[str, float]:
     """Equal: ``base`` per name. Forecast: ``base * |f| / mean |f|`` over the book's present names.
 
     A held name without a bar today keeps its last weight (it cannot trade).
@@ -62,7 +62,7 @@ def _weights(book: list[str], sign: float, fused: dict[str, float], last: dict[s
     return {s: sign * base * scale[s] if s in fused else last.get(s, sign * base) for s in book}
 
 
-def rank_targets(predictions: pd.DataFrame, signal_cfg: SignalConfig, cost_rate: float,
+def rank_targets(predictions: pd.DataFrame, signal_cfg: StrategyParams, cost_rate: float,
                  previous: dict[str, float] | None = None, column: str = "fused") -> pd.DataFrame:
     """Target weights (fractions of equity) ``date, symbol, target`` for every row with a forecast.
 

@@ -1,6 +1,8 @@
-"""The strategy: fused forecasts to target positions (fractions of equity), decided at each close.
+"""Per-symbol sizing rules: one symbol's fused forecasts to its positions (fractions of equity).
 
-The same functions serve backtests, the as-of signal and paper trading.
+The building blocks of :class:`strategies.strategy.Strategy` (the one place targets are
+computed); ``params`` is a :class:`strategies.strategy.StrategyParams` (or any object with
+the same fields).
 """
 
 from __future__ import annotations
@@ -8,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from engine.config import Config, SignalConfig
+from strategies.params import StrategyParams
 
 
-def desired_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
+def desired_positions(fused: np.ndarray | pd.Series, cfg: StrategyParams, *,
                       vol: np.ndarray | pd.Series | None = None,
                       periods_per_year: float = 252.0) -> np.ndarray:
     """The position each bar's forecast asks for, before the cost-aware rule.
@@ -64,64 +66,17 @@ def cost_aware(desired: np.ndarray, fused: np.ndarray, cost_rate: float,
     return out
 
 
-def target_positions(fused: np.ndarray | pd.Series, cfg: SignalConfig, *,
+def target_positions(fused: np.ndarray | pd.Series, cfg: StrategyParams, *,
                      vol: np.ndarray | pd.Series | None = None, periods_per_year: float = 252.0,
-                     cost_rate: float | None = None) -> np.ndarray:
+                     cost_rate: float | None = None, start: float = 0.0) -> np.ndarray:
     """Target position per bar of one symbol (rows in time order).
 
     With ``cost_rate`` (and ``cfg.cost_aware``) the cost-aware rule of
-    :func:`cost_aware` applies; otherwise the desired position is traded as is.
+    :func:`cost_aware` applies from position ``start``; otherwise the desired
+    position is traded as is.
     """
     desired = desired_positions(fused, cfg, vol=vol, periods_per_year=periods_per_year)
     if cost_rate is None or not cfg.cost_aware:
         return desired
-    return cost_aware(desired, np.asarray(fused, dtype=float), cost_rate)
+    return cost_aware(desired, np.asarray(fused, dtype=float), cost_rate, start=start)
 
-
-def path_dependent(cfg: Config) -> bool:
-    """Whether a bar's target depends on earlier bars' forecasts (the cost-aware rule)."""
-    return bool(cfg.signal.cost_aware)
-
-
-def add_targets(predictions: pd.DataFrame, cfg: Config, periods_per_year: float) -> pd.DataFrame:
-    """Add the ``target`` column: position fraction decided at each row's close.
-
-    Per symbol, in time order. In a portfolio, capital is shared among the
-    symbols that have a decision on that bar (``equal``), or by ``|fused|``
-    among them (``strength``). A symbol whose data ends before the others' is
-    set flat at the close before its last bar, so it is closed out at its last
-    bar's open rather than held at a frozen price.
-    """
-    out = predictions.copy()
-    symbol = out["symbol"] if "symbol" in out else pd.Series("_", index=out.index)
-    target = np.zeros(len(out))
-    for _, rows in out.groupby(symbol, sort=False).indices.items():
-        g = out.iloc[rows]
-        target[rows] = target_positions(g["fused"].to_numpy(), cfg.signal,
-                                        vol=g.get("vol"),
-                                        periods_per_year=periods_per_year,
-                                        cost_rate=cfg.cost_rate)
-    out["target"] = target
-    if symbol.nunique() > 1:
-        if cfg.signal.allocation == "equal":
-            live = out.groupby("date")["fused"].transform("size")
-            out["target"] = out["target"] / live
-        else:  # by signal strength among that bar's symbols
-            strength = out["fused"].abs()
-            total = strength.groupby(out["date"]).transform("sum")
-            out["target"] = out["target"] * np.where(total > 0, strength / total, 0.0)
-        last = out.groupby("symbol")["date"].transform("max")
-        ended = last < out["date"].max()
-        before_last = out.groupby("symbol")["date"].transform(lambda d: d.iloc[-2] if len(d) > 1
-                                                              else d.iloc[-1])
-        out.loc[ended & (out["date"] >= before_last), "target"] = 0.0
-    return out
-
-
-def closed_out(predictions: pd.DataFrame) -> dict[str, str]:
-    """Symbols whose data ends before the run's last bar, with their last bar (ISO)."""
-    if "symbol" not in predictions or predictions["symbol"].nunique() < 2:
-        return {}
-    last = predictions.groupby("symbol")["date"].max()
-    end = predictions["date"].max()
-    return {str(s): pd.Timestamp(d).isoformat() for s, d in last.items() if d < end}

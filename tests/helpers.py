@@ -27,8 +27,8 @@ TINY["lstm"]["epochs"] = 2
 def walk_forward_tasks(csvs: list[Path], cfg: Any) -> list[Any]:
     """One walk-forward task per CSV (for the execution-layer tests)."""
     from data.loader import load_prices
+    from engine.forecasts import walk_forward_task
     from engine.parallel import Task
-    from engine.universe import walk_forward_task
 
     datas = [load_prices(p) for p in csvs]
     return [Task(d.symbol, walk_forward_task, (d.frame, cfg, None)) for d in datas]

@@ -4,8 +4,8 @@ import pytest
 
 from engine.backtest import run_backtest
 from engine.config import with_overrides
+from engine.params import execution_params, strategy_for
 from strategies.execution import execute
-from strategies.targets import add_targets
 
 
 def test_backtest_trades_the_targets_at_the_next_open_with_costs(small_cfg, small_csv):
@@ -30,9 +30,9 @@ def test_precomputed_predictions_can_be_traded_again_and_twin_agrees_with_backtr
     prices = {"small": pd.read_csv(small_csv, parse_dates=["Date"], index_col="Date")
               .rename(columns=str.lower).rename_axis("date")}
     cfg = with_overrides(small_cfg, {"signal.long_only": True})
-    again = add_targets(run.predictions, cfg, 252)
-    bt = execute(prices, again, cfg, engine="backtrader")
-    vec = execute(prices, again, cfg, engine="vectorized")
+    again = strategy_for(cfg, 252).targets(run.predictions)
+    bt = execute(prices, again, execution_params(cfg), engine="backtrader")
+    vec = execute(prices, again, execution_params(cfg), engine="vectorized")
     assert (again["target"] >= 0).all()
     np.testing.assert_allclose(bt.equity["value"], vec.equity["value"], rtol=1e-9)
 
@@ -130,7 +130,7 @@ def test_a_pooled_rank_traded_universe_keeps_the_contract_and_the_twin_agrees(sm
     gross = pred.groupby("date")["target"].apply(lambda t: t.abs().sum())
     assert gross.max() <= 1.0 + 1e-12 and (pred["target"] < 0).any()
     prices = {d.symbol: d.frame for d in universe}
-    twin = execute(prices, pred, cfg, engine="vectorized")
+    twin = execute(prices, pred, execution_params(cfg), engine="vectorized")
     np.testing.assert_allclose(run.result.equity["value"], twin.equity["value"], rtol=1e-9)
     # the same run from the command line on a folder of CSVs, with the contract in summary.json
     toml = tmp_path / "u.toml"

@@ -11,6 +11,7 @@ from engine.backtest import run_backtest
 from engine.cli import main
 from engine.config import load_config
 from engine.paper.runner import ledger_frames, open_account
+from engine.params import execution_params
 from strategies.execution import execute
 from tests.helpers import write_config, write_csv
 
@@ -77,7 +78,7 @@ def test_bar_by_bar_paper_matches_vectorized_and_backtrader_backtests(tmp_path, 
     assert len(paper["trades"]) > 20 and (paper["trades"]["status"] == "filled").sum() > 20
     vec = compare(paper, run.result)
     prices = {"spx": load_prices(csv).frame}
-    bt = compare(paper, execute(prices, run.predictions, cfg, engine="backtrader"))
+    bt = compare(paper, execute(prices, run.predictions, execution_params(cfg), engine="backtrader"))
     sig = paper["signals"].set_index("date")
     pred = run.predictions.set_index("date").loc[sig.index]
     np.testing.assert_array_equal(sig["target"], pred["target"])
@@ -93,4 +94,4 @@ def test_an_account_started_later_matches_the_backtest_of_that_span(tmp_path, cs
     run = run_backtest([str(csv)], cfg, engine="vectorized", cache_dir=cache)
     span = run.predictions[run.predictions["date"] >= "2000-04-03"]
     prices = {"spx": load_prices(csv).frame}
-    compare(paper, execute(prices, span, cfg, engine="vectorized"))
+    compare(paper, execute(prices, span, execution_params(cfg), engine="vectorized"))

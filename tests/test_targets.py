@@ -58,12 +58,12 @@ def test_portfolio_capital_follows_the_symbols_that_trade_and_an_ending_symbol_i
     import pandas as pd
 
     from engine.config import Config
-    from strategies.targets import add_targets
+    from engine.params import strategy_for
 
     dates = pd.date_range("2020-01-01", periods=6, freq="D")
     a = pd.DataFrame({"date": dates, "symbol": "a", "fused": 0.01, "vol": 0.01})
     b = pd.DataFrame({"date": dates[2:4], "symbol": "b", "fused": 0.01, "vol": 0.01})
-    out = add_targets(pd.concat([a, b], ignore_index=True), Config(), 252.0)
+    out = strategy_for(Config(), 252.0).targets(pd.concat([a, b], ignore_index=True))
     ta = out[out.symbol == "a"].set_index("date")["target"]
     tb = out[out.symbol == "b"].set_index("date")["target"]
     assert ta.iloc[0] == 1.0  # alone: all the capital, not half of it idle

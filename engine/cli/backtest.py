@@ -75,4 +75,10 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         if span.get("closed_out"):
             print(f"lstmknn: note: {span['symbol']}: data ends at {span['last_bar']}; its "
                   f"position was closed at that bar", file=sys.stderr)
+    excluded = s.get("excluded_symbols") or {}
+    if excluded:
+        print(f"lstmknn: note: {len(excluded)} symbol(s) left out (no forecasts; listed in "
+              "summary.json under excluded_symbols):", file=sys.stderr)
+        for sym, why in excluded.items():
+            print(f"lstmknn: note:   {sym}: {why}", file=sys.stderr)
     return 0

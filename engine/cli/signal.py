@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from engine.asof import asof_date, portfolio_weights, symbol_signal
+from engine.asof import signal_records
 from engine.backtest import load_data
 from engine.cli.common import (
     add_cache,
@@ -19,7 +19,6 @@ from engine.cli.common import (
     fold_cache,
     load_options,
 )
-from engine.progress import progress_bar
 
 FORMATS = ("json", "jsonl", "csv")
 
@@ -29,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="The decision at the close of the latest bar (or --asof) for "
                                    "the next bar, one record per symbol: each model's forecast, "
                                    "regime, alpha, fused forecast, target weight, side and an "
-                                   "indicative quantity.")
+                                   "indicative quantity: exactly the backtest's decision of that "
+                                   "bar under the same config (any scope and sizing).")
     add_data(p, required=True)
     add_config(p)
     p.add_argument("--asof", metavar="DATE",
@@ -47,15 +47,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_signal(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     datas = load_data(args.data, load_options(args))
-    cache = fold_cache(args)
-    target = asof_date(datas, args.asof)
-    records = []
-    for d in datas:
-        with progress_bar(not args.quiet, desc=f"{d.symbol} folds") as progress:
-            rec = symbol_signal(d, cfg, args.asof, target, cache=cache, progress=progress)
-        rec["source"] = d.source
-        records.append(rec)
-    portfolio_weights(records, cfg, args.account_value)
+    records = signal_records(datas, cfg, args.asof, cache=fold_cache(args),
+                             account_value=args.account_value, quiet=args.quiet)
     for r in records:
         if r["warning"]:
             print(f"lstmknn: warning: {r['symbol']}: {r['warning']}", file=sys.stderr)

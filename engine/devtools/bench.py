@@ -24,9 +24,9 @@ import torch
 from data.loader import load_prices
 from engine.config import Config, load_config, with_overrides
 from engine.fusion import fuse
+from engine.params import execution_params, strategy_for
 from engine.walk_forward import fit_fold, folds_for, predict_fold, prepare, run_walk_forward
 from strategies.execution import execute
-from strategies.targets import add_targets
 
 RECIPE = {"lstm.hidden_size": 50, "lstm.head_size": 25, "lstm.epochs": 50, "lstm.batch_size": 32,
           "lstm.warm_start": False, "lstm.patience": 0, "lstm.dropout": 0.0,
@@ -102,13 +102,13 @@ def bench_recipe(prices: pd.DataFrame, cfg: Config, default_pred: pd.DataFrame,
 
 def bench_execution(prices: pd.DataFrame, pred: pd.DataFrame, cfg: Config, symbol: str) -> dict:
 
-    p = add_targets(pred.assign(symbol=symbol), cfg, 252.0)
+    p = strategy_for(cfg, 252.0).targets(pred.assign(symbol=symbol))
     out = {}
     for engine in ("backtrader", "vectorized"):
         best = float("inf")
         for _ in range(3 if engine == "vectorized" else 1):
             t0 = time.perf_counter()
-            res = execute({symbol: prices}, p, cfg, engine=engine)
+            res = execute({symbol: prices}, p, execution_params(cfg), engine=engine)
             best = min(best, time.perf_counter() - t0)
         out[engine] = {"wall_s": best, "final_value": res.final_value}
     out["speedup"] = out["backtrader"]["wall_s"] / out["vectorized"]["wall_s"]

@@ -68,14 +68,14 @@ from engine.paper.store import (
     require_account,
     sqlite_errors,
 )
+from engine.params import execution_params, strategy_for
 from engine.progress import progress_bar
 from engine.runio import format_timestamp, write_atomic
 from engine.walk_forward import folds_for, prepare
 from reports.forecast_metrics import fusion_counts
 from reports.periods import infer_periods_per_year
-from strategies.execution import buy_and_hold_returns, execution_params
+from strategies.execution import buy_and_hold_returns
 from strategies.result import TRADE_COLUMNS
-from strategies.targets import cost_aware, desired_positions, path_dependent
 
 # Test hook: seconds to sleep inside each bar's transaction (crash-safety tests kill there).
 PAUSE_ENV = "LSTMKNN_PAPER_BAR_PAUSE"
@@ -340,18 +340,15 @@ class _NewBars:
 
 def _continue_targets(sig: pd.DataFrame, cfg: Config, start: float, after: pd.Timestamp,
                       periods_per_year: float) -> pd.DataFrame:
-    """Targets of the rows after ``after`` under the cost-aware rule, starting from ``start``
-    (the account's last recorded target) rather than from the window's first row."""
+    """Targets of the rows after ``after`` by the strategy, continuing from ``start`` (the
+    account's last recorded target) rather than from the window's first row."""
     new = (sig["date"] > after).to_numpy()
     if not new.any():
         return sig
-    rows = sig[new]
-    desired = desired_positions(rows["fused"].to_numpy(), cfg.signal,
-                                vol=rows["vol"].to_numpy() if "vol" in rows else None,
-                                periods_per_year=periods_per_year)
+    strategy = strategy_for(cfg, periods_per_year)
+    decided = strategy.targets(sig[new].assign(symbol="_"), held={"_": start})
     sig = sig.copy()
-    sig.loc[new, "target"] = cost_aware(desired, rows["fused"].to_numpy(float), cfg.cost_rate,
-                                        start=start)
+    sig.loc[new, "target"] = decided["target"].to_numpy()
     return sig
 
 
@@ -390,7 +387,7 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
     if trading and frame.index[first_new] not in set(sig["date"]):
         raise DataError(_needs_message(frame, first_new, cfg, data))
     last_signal = ledger.last_signal()
-    if path_dependent(cfg) and last_signal is not None and last_bar is not None:
+    if strategy_for(cfg).path_dependent and last_signal is not None and last_bar is not None:
         sig = _continue_targets(sig, cfg, float(last_signal["target"]), last_bar,
                                 infer_periods_per_year(frame.index))
     out.walk_forward_seconds = round(time.perf_counter() - t_wf, 3)

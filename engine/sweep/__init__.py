@@ -1,6 +1,8 @@
 """Configuration sweeps over symbols, run through the execution layer (:mod:`engine.parallel`).
 
-A sweep task is one symbol x one configuration (:mod:`engine.sweep.task`). Each
+A sweep task is one symbol x one configuration, or the whole universe x one
+configuration when that configuration decides across symbols (pooled models, rank
+sizing), as the backtest would (:mod:`engine.sweep.task`). Each
 finished task is written at once to ``OUT/tasks/<key>.json``
 (:mod:`engine.sweep.store`), so a re-run skips it; a task that failed is
 recorded with its error and tried again on the next run. Ranking and the
@@ -19,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from engine.backtest import load_data
-from engine.config import Config, ConfigError
+from engine.config import Config, ConfigError, validate_universe
 from engine.parallel import Outcome, Task, plan, run_tasks
 from engine.runio import check_out_dir, dumps, mark, write_atomic
 from engine.sweep.grid import expand_grid, load_grid
@@ -32,7 +34,7 @@ from engine.sweep.ranking import (
     symbol_table,
 )
 from engine.sweep.store import TaskStore, task_key
-from engine.sweep.task import evaluate_task
+from engine.sweep.task import UNIVERSE, evaluate_task, universe_level
 from reports.sweep_page import sweep_page
 
 RUN_KIND = "sweep"
@@ -72,19 +74,21 @@ def run_sweep(sources: Sequence[str], base: Config, grid: Mapping[str, Any] | st
     meta: dict[str, dict[str, Any]] = {}
     tasks = []
     for v in variants:
-        for d in datas:
-            key = task_key(d.symbol, v, d)
-            meta[key] = {"key": key, "symbol": d.symbol, "config": v.number,
+        validate_universe(v.cfg, [d.symbol for d in datas])
+        units = [(UNIVERSE, datas)] if universe_level(v.cfg) else [(d.symbol, [d]) for d in datas]
+        for symbol, members in units:
+            key = task_key(symbol, v, members)
+            meta[key] = {"key": key, "symbol": symbol, "config": v.number,
                          "config_id": v.config_id, "overrides": v.overrides}
             done = store.load(key)
             if done is None or done.get("status") != "ok":
-                tasks.append(Task(key, evaluate_task, (d.frame, v.cfg, d.symbol, cache_root)))
+                tasks.append(Task(key, evaluate_task, (members, v.cfg, cache_root)))
 
     def persist(o: Outcome) -> None:
         value = o.value or {}
         store.save({**meta[o.key], "status": "ok" if o.ok else "error", "error": o.error,
                     "elapsed": round(o.elapsed, 3), "metrics": value.get("metrics", {}),
-                    "returns": value.get("returns")})
+                    "returns": value.get("returns"), "fingerprint": value.get("fingerprint")})
 
     resumed = len(meta) - len(tasks)
     run_tasks(tasks, jobs=jobs, scheduler=scheduler, on_done=persist, progress=progress,

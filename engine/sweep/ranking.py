@@ -34,7 +34,8 @@ def results_table(records: Sequence[dict[str, Any]], keys: Sequence[str]) -> pd.
         zero, fused = m.get("zero_mse"), m.get("fused_mse")
         m = {**m, "fused_mse_rel_zero": fused / zero if fused is not None and zero else None}
         row.update({c: m.get(c) for c in metric_cols})
-        row.update(elapsed=r.get("elapsed"), status=r["status"], error=r.get("error"))
+        row.update(elapsed=r.get("elapsed"), status=r["status"], error=r.get("error"),
+                   fingerprint=r.get("fingerprint"))
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame[metric_cols] = frame[metric_cols].astype(float)
@@ -53,11 +54,30 @@ def rank_configurations(results: pd.DataFrame, keys: Sequence[str], rank_by: str
     table["n_ok"] = counts.sum().astype(int)
     table["n_failed"] = (counts.count() - counts.sum()).astype(int)
     table["elapsed"] = results.groupby("config")["elapsed"].sum()
+    table["duplicate_of"] = duplicates(results).reindex(table.index)
     column, ascending = RANKINGS[rank_by]
     table = table.sort_values(column, ascending=ascending, na_position="last", kind="stable")
     table = table.reset_index()
     table.insert(0, "rank", np.arange(1, len(table) + 1))
     return table
+
+
+def duplicates(results: pd.DataFrame) -> pd.Series:
+    """Per configuration, the lowest-numbered configuration whose every task decided and returned
+    exactly the same (same fingerprints), or NaN. Such configurations are one trial."""
+    out = pd.Series(np.nan, index=pd.Index(sorted(results["config"].unique()), name="config"))
+    if "fingerprint" not in results:
+        return out
+    first: dict[tuple, int] = {}
+    for config, g in results.sort_values(["config", "symbol"]).groupby("config", sort=True):
+        if (g["status"] != "ok").any() or g["fingerprint"].isna().any():
+            continue
+        key = tuple(zip(g["symbol"], g["fingerprint"], strict=True))
+        if key in first:
+            out[config] = first[key]
+        else:
+            first[key] = int(config)
+    return out
 
 
 def symbol_table(results: pd.DataFrame, rank_by: str) -> pd.DataFrame:
@@ -90,12 +110,17 @@ def summarize(ranked: pd.DataFrame, records: Sequence[dict[str, Any]],
               variants: Sequence[Variant], rank_by: str) -> dict[str, Any]:
     """summary.json: the ranking and the best configuration with its deflated Sharpe ratio.
 
-    The DSR uses ``n_trials`` = configurations tried and, with two or more, the
-    variance of the per-period Sharpe ratio across them (of the equal-weight
-    portfolio of symbols).
+    The DSR uses ``n_trials`` = distinct configurations tried (configurations whose
+    decisions and returns equal an earlier one's count once: see :func:`duplicates`) and,
+    with two or more, the variance of the per-period Sharpe ratio across them (of the
+    equal-weight portfolio of symbols).
     """
     by_number = {v.number: v for v in variants}
-    per_period = [sharpe_moments(portfolio_returns(records, v.number))["sr"] for v in variants]
+    dupes = {int(r["config"]): int(r["duplicate_of"]) for _, r in ranked.iterrows()
+             if pd.notna(r.get("duplicate_of"))}
+    distinct = [v for v in variants if v.number not in dupes]
+    n_trials = max(1, len(distinct))
+    per_period = [sharpe_moments(portfolio_returns(records, v.number))["sr"] for v in distinct]
     finite = [s for s in per_period if math.isfinite(s)]
     sr_var = float(np.var(finite, ddof=1)) if len(finite) >= 2 else None
     best = None
@@ -109,10 +134,11 @@ def summarize(ranked: pd.DataFrame, records: Sequence[dict[str, Any]],
                 **clean_json({k: row[k] for k in ("sharpe", "total_return", "max_drawdown",
                                              "fused_mse", "fused_mse_rel_zero")}),
                 "portfolio_sharpe": clean_json(port.get("sharpe")),
-                "deflated_sharpe": clean_json(deflated_sharpe_ratio(r, len(variants), sr_var)),
-                "n_trials": len(variants),
+                "deflated_sharpe": clean_json(deflated_sharpe_ratio(r, n_trials, sr_var)),
+                "n_trials": n_trials,
                 "sr_variance": "across configurations" if sr_var is not None else "own estimate"}
     rows = ranked.replace({np.nan: None}).to_dict(orient="records")
     return {"ranked_by": rank_by, "rank_metric": RANKINGS[rank_by][0],
-            "n_configurations": len(variants), "best": best,
+            "n_configurations": len(variants), "n_distinct": n_trials,
+            "duplicates": {str(k): v for k, v in sorted(dupes.items())}, "best": best,
             "configurations": [clean_json(r) for r in rows]}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,10 @@ class TaskStore:
         write_atomic(self.path(record["key"]), dumps(record, indent=None))
 
 
-def task_key(symbol: str, variant: Variant, data: PriceData) -> str:
-    """Stable key of a symbol x configuration (data content included)."""
+def task_key(symbol: str, variant: Variant, datas: Sequence[PriceData]) -> str:
+    """Stable key of a symbol (or the universe) x configuration (data content included)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", symbol)
-    return f"{safe}-{variant.config_id}-{data.sha256[:8]}"
+    if len(datas) == 1:
+        return f"{safe}-{variant.config_id}-{datas[0].sha256[:8]}"
+    content = hashlib.sha256("".join(d.symbol + "\0" + d.sha256 for d in datas).encode())
+    return f"universe-{variant.config_id}-{content.hexdigest()[:8]}"
