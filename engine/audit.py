@@ -38,7 +38,7 @@ import pandas as pd
 from data.errors import DataError
 from data.loader import PriceData
 from engine.cache import FoldCache
-from engine.config import Config
+from engine.config import Config, validate_universe
 from engine.decisions import decide
 from engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
 from engine.walk_forward import _fold_cache_key, folds_for, prepare
@@ -107,7 +107,7 @@ def _decide(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None,
     (:func:`engine.decisions.decide`); ``asof``: the data cut at that bar, as ``signal``
     and paper accounts see it."""
     with lenient():
-        pred = decide(datas, cfg, cache=cache, asof=asof).predictions
+        pred = decide(datas, cfg, cache=cache, asof=asof, history=True).predictions
     return pred.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
 
 
@@ -296,6 +296,7 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
         raise DataError("audit: no data")
     if cuts < 0:
         raise DataError(f"audit: --cuts must be >= 0 (got {cuts})")
+    validate_universe(cfg, [d.symbol for d in datas])
     leaks: dict[tuple, dict[str, Any]] = {}
 
     def record(leak: dict[str, Any]) -> None:

@@ -7,7 +7,8 @@ before it starts trading), so that the account can still be valued.  A symbol
 only gets an order at close ``t`` when its target is not NaN and it has a real
 bar both at ``t`` (the decision) and at the next union date (the fill);
 otherwise no order is sent that day and its position is left unchanged.
-Orders on the last bar are never sent.
+Orders on the last bar are never sent. A symbol whose bars end before the others'
+is closed out at its last bar's open (a delisting; see :func:`_close_out_ended`).
 """
 
 from __future__ import annotations
@@ -117,5 +118,25 @@ def market_data(prices: Prices, targets: Targets) -> MarketData:
     tgt = np.full((n, k), np.nan)
     cols = [list(frames).index(c) for c in tdf.columns]
     tgt[np.ix_(rows - first, cols)] = tdf.to_numpy(dtype=float)
-    tgt[~(real[:-1] & real[1:])] = np.nan
+    tradable = real[:-1] & real[1:]
+    tgt[~tradable] = np.nan
+    _close_out_ended(tgt, real[:n], tradable)
     return MarketData(dates, tuple(frames), targets=tgt, **arr)
+
+
+def _close_out_ended(tgt: np.ndarray, real: np.ndarray, tradable: np.ndarray) -> None:
+    """Delisting: a symbol whose bars end before the others' is sold at its last bar's open.
+
+    This is the exchange's event, not the strategy's decision (a decision never knows
+    that a symbol's data will end): the last order that can still fill (decided at the
+    close before the symbol's last bar) is set to flat, so no position is left valued at a
+    frozen price. The strategy's targets (``predictions.csv``) are left as decided.
+    """
+    n = len(real)
+    for j in range(real.shape[1]):
+        bars = np.flatnonzero(real[:, j])
+        if not len(bars) or bars[-1] >= n - 1:
+            continue
+        fills = np.flatnonzero(tradable[: bars[-1], j])
+        if len(fills):
+            tgt[fills[-1], j] = 0.0

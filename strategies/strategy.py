@@ -7,8 +7,7 @@ Sizings (``StrategyParams.sizing``):
 
 * ``threshold`` / ``proportional`` / ``vol_target``: a position per symbol from its own
   fused forecast (:mod:`strategies.targets`), then capital shared among the symbols with
-  a decision on that bar (``allocation``); a symbol whose data ends before the others'
-  is closed out at its last bar.
+  a decision on that bar (``allocation``).
 * ``rank``: the cross-sectional top-k / drop-n book (:mod:`strategies.ranking`).
 
 With ``cost_aware`` a position changes only when the forecast, in the direction of the
@@ -99,7 +98,6 @@ class Strategy:
                 strength = out["fused"].abs()
                 total = strength.groupby(out["date"]).transform("sum")
                 out["target"] = out["target"] * np.where(total > 0, strength / total, 0.0)
-            out.loc[closing_bars(out), "target"] = 0.0
         return out
 
     def _ranked(self, out: pd.DataFrame, held: Mapping[str, float] | None) -> pd.DataFrame:
@@ -113,19 +111,9 @@ class Strategy:
         return out
 
 
-def closing_bars(predictions: pd.DataFrame) -> np.ndarray:
-    """Rows at which a symbol whose data ends before the others' is set flat: from the close
-    before its last bar, so it is closed out at its last bar's open (never held at a frozen
-    price)."""
-    dates = predictions["date"]
-    by = predictions.groupby("symbol")["date"]
-    last = by.transform("max")
-    before_last = by.transform(lambda d: d.iloc[-2] if len(d) > 1 else d.iloc[-1])
-    return ((last < dates.max()) & (dates >= before_last)).to_numpy()
-
-
 def closed_out(predictions: pd.DataFrame) -> dict[str, str]:
-    """Symbols whose data ends before the run's last bar, with their last bar (ISO)."""
+    """Symbols whose data ends before the run's last bar, with their last bar (ISO): the
+    execution closes them out there (a delisting, see :mod:`strategies.market`)."""
     if "symbol" not in predictions or predictions["symbol"].nunique() < 2:
         return {}
     last = predictions.groupby("symbol")["date"].max()

@@ -21,7 +21,8 @@ def relative_to_market(prices: pd.DataFrame, panel: dict | None) -> pd.Series:
     own = np.log(prices["close"]).diff(5)
     if not panel:
         return own.rename("rel_5")
-    others = pd.concat({s: np.log(f["close"]).diff(5) for s, f in panel.items()}, axis=1)
+    others = pd.concat({s: np.log(f["close"]).diff(5) for s, f in panel.items()}, axis=1,
+                       sort=True)
     return (own - others.reindex(prices.index).median(axis=1)).rename("rel_5")
 
 

@@ -54,7 +54,7 @@ def test_cost_aware_rule_can_be_switched_off_in_one_config_line():
     np.testing.assert_array_equal(off, [1, -1, 1])
 
 
-def test_portfolio_capital_follows_the_symbols_that_trade_and_an_ending_symbol_is_closed_out():
+def test_portfolio_capital_follows_the_symbols_that_trade_and_never_knows_a_symbol_will_end():
     import pandas as pd
 
     from engine.config import Config
@@ -67,5 +67,23 @@ def test_portfolio_capital_follows_the_symbols_that_trade_and_an_ending_symbol_i
     ta = out[out.symbol == "a"].set_index("date")["target"]
     tb = out[out.symbol == "b"].set_index("date")["target"]
     assert ta.iloc[0] == 1.0  # alone: all the capital, not half of it idle
-    assert ta.loc[dates[2]] == 0.5 and tb.loc[dates[2]] == 0.0  # b closes out at its last bar
-    assert tb.loc[dates[3]] == 0.0
+    assert ta.loc[dates[2]] == 0.5 and tb.loc[dates[2]] == 0.5
+    # b's last decision is a decision: that its data ends is not known at that close
+    assert tb.loc[dates[3]] == 0.5 and ta.loc[dates[4]] == 1.0
+
+
+def test_the_exchange_closes_out_a_symbol_whose_bars_end_before_the_others_at_its_last_open():
+    import numpy as np
+    import pandas as pd
+
+    from strategies.market import market_data
+
+    dates = pd.date_range("2020-01-01", periods=6, freq="D")
+    bar = {"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1e6}
+    prices = {"a": pd.DataFrame(bar, index=dates), "b": pd.DataFrame(bar, index=dates[:4])}
+    targets = pd.DataFrame({"a": 0.5, "b": 0.5}, index=dates)
+    md = market_data(prices, targets)
+    b = md.targets[:, md.symbols.index("b")]
+    # decided flat at the close before its last bar (filled at that bar's open), then no bar
+    assert b[2] == 0.0 and np.isnan(b[3:]).all() and (b[:2] == 0.5).all()
+    assert (md.targets[:-1, md.symbols.index("a")] == 0.5).all()
