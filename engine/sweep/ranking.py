@@ -103,7 +103,7 @@ def portfolio_returns(records: Sequence[dict[str, Any]], config: int) -> pd.Seri
               if r["config"] == config and r["status"] == "ok" and r.get("returns")]
     if not series:
         return pd.Series(dtype=float)
-    return pd.concat(series, axis=1).mean(axis=1).sort_index()
+    return pd.concat(series, axis=1, sort=True).mean(axis=1)
 
 
 def summarize(ranked: pd.DataFrame, records: Sequence[dict[str, Any]],
