@@ -42,6 +42,7 @@ from engine.config import Config, validate_universe
 from engine.decisions import decide
 from engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
 from engine.walk_forward import _fold_cache_key, folds_for, prepare
+from strategies.strategy import Strategy
 
 STAGES = ("feature", "model", "fusion", "target")
 TRIMS = (50, 200, 500)
@@ -102,12 +103,13 @@ def decision_columns(pred: pd.DataFrame) -> list[str]:
 
 
 def _decide(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None,
-            asof: pd.Timestamp | None = None) -> pd.DataFrame:
+            asof: pd.Timestamp | None = None, strategy: Strategy | None = None) -> pd.DataFrame:
     """Predictions and targets of every symbol, as every command computes them
     (:func:`engine.decisions.decide`); ``asof``: the data cut at that bar, as ``signal``
     and paper accounts see it."""
     with lenient():
-        pred = decide(datas, cfg, cache=cache, asof=asof, history=True).predictions
+        pred = decide(datas, cfg, strategy=strategy, cache=cache, asof=asof,
+                      history=True).predictions
     return pred.sort_values(["symbol", "date"], kind="stable").reset_index(drop=True)
 
 
@@ -288,8 +290,10 @@ def _cache_for(cache: FoldCache | None, thorough: bool) -> Iterator[FoldCache | 
 
 def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int = 8,
               thorough: bool = False, cache: FoldCache | None = None,
-              progress: Progress | None = None, trims: Sequence[int] = TRIMS) -> AuditReport:
-    """Audit ``datas`` under ``cfg`` for look-ahead and start dependence; see the module doc."""
+              progress: Progress | None = None, trims: Sequence[int] = TRIMS,
+              strategy: Strategy | None = None) -> AuditReport:
+    """Audit ``datas`` under ``cfg`` (and ``strategy``, a rule written as code; default the
+    config's rule) for look-ahead and start dependence; see the module doc."""
     t0 = time.perf_counter()
     datas = [datas] if isinstance(datas, PriceData) else list(datas)
     if not datas:
@@ -307,7 +311,7 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
 
     with _cache_for(cache, thorough) as fc:
         feats = _features(datas, cfg)
-        full = _decide(datas, cfg, fc)
+        full = _decide(datas, cfg, fc, strategy=strategy)
         columns = decision_columns(full)
         cut_dates = _cut_dates(datas, full, cfg, cuts)
         steps = len(cut_dates) * 2 + 1
@@ -326,7 +330,7 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
                 run_cache = fc
                 if mode == "perturbed" and fc is not None and cfg.model.scope != "pooled":
                     run_cache = _Planted(fc, _planted_for(datas, altered, cfg, cut, fc))
-                pred = _decide(altered, cfg, run_cache, asof)
+                pred = _decide(altered, cfg, run_cache, asof, strategy)
                 for (sym, col), bar in _compare_decisions(full, pred, cut, columns).items():
                     index = feats[sym].index if sym in feats else pd.DatetimeIndex([])
                     record(_leak(col, stage_of(col), bar, sym, cut, mode, index))

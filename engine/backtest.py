@@ -32,7 +32,7 @@ from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_
 from reports.trading_metrics import strategy_metrics
 from strategies.execution import buy_and_hold_returns, execute
 from strategies.result import BacktestResult
-from strategies.strategy import closed_out
+from strategies.strategy import Strategy, closed_out
 
 PREDICTION_COLUMNS = ["date", "symbol", "fold", "y_true", "lstm", "knn", "regime", "alpha",
                       "fused", "target"]
@@ -137,11 +137,13 @@ def symbol_spans(datas: Sequence[PriceData], predictions: pd.DataFrame) -> list[
 def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
                  out_dir: str | Path | None = None, *, quiet: bool = True,
                  cache_dir: str | Path | None = None, engine: str = "backtrader", jobs: int = 1,
-                 scheduler: str | None = None, data_options: Any = None) -> BacktestRun:
+                 scheduler: str | None = None, data_options: Any = None,
+                 strategy: Strategy | None = None) -> BacktestRun:
     """Walk-forward, trade and score; write the outputs to ``out_dir`` when given.
 
     ``out_dir`` is checked before any training (see :func:`engine.runio.check_out_dir`)
-    and replaced as a whole when the run succeeds. ``jobs``/``scheduler``: run the
+    and replaced as a whole when the run succeeds. ``strategy``: a rule written as code
+    (default: the config's rule). ``jobs``/``scheduler``: run the
     symbols' walk-forwards in local processes or on Dask.
     """
     t0 = time.perf_counter()
@@ -150,7 +152,8 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     datas = load_data(sources, data_options)
     validate_universe(cfg, [d.symbol for d in datas])
     cache = FoldCache(cache_dir) if cache_dir else None
-    decided = decide(datas, cfg, cache=cache, jobs=jobs, scheduler=scheduler, quiet=quiet)
+    decided = decide(datas, cfg, strategy=strategy, cache=cache, jobs=jobs, scheduler=scheduler,
+                     quiet=quiet)
     fc = decided.forecasts
     folds, models, excluded = fc.folds, fc.models, fc.excluded
     traded = {str(s) for s in decided.predictions["symbol"].unique()}
@@ -173,7 +176,8 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     summary["model_scope"] = cfg.model.scope
     if excluded:
         summary["excluded_symbols"] = excluded  # symbol -> why it has no forecasts
-    summary["signal_rule"] = signal_rule(cfg)
+    summary["signal_rule"] = (signal_rule(cfg) if strategy is None or not strategy.custom
+                              else f"strategy written as code: {strategy!r}")
     summary["folds"] = int(len(folds))
     summary["cache"] = {"hits": cache.hits, "misses": cache.misses} if cache else None
     summary["versions"] = versions()

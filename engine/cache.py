@@ -35,6 +35,9 @@ _DIGEST = hashlib.sha256().digest_size
 Check = Callable[[dict[str, Any]], str | None]
 
 
+DEFAULT_CACHE = ".lstmknn_cache"  # the fold cache of the command line and the Python API
+
+
 class CacheWarning(UserWarning):
     """A cache entry was not used, or the cache cannot be written."""
 

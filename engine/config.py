@@ -146,6 +146,10 @@ class Config:
     report: ReportConfig = field(default_factory=ReportConfig)
 
     def __post_init__(self) -> None:
+        for name in SECTIONS:  # a section given as a dict: ``Config(lstm={"epochs": 5})``
+            value = getattr(self, name)
+            if isinstance(value, dict):
+                object.__setattr__(self, name, _section(name, value, _default_sections()[name]))
         validate(self)
 
     @property
@@ -377,6 +381,21 @@ def _validate_features(fc: FeaturesConfig) -> None:
              "no features (got include = [], custom = [])")
 
 
+def _section(name: str, value: dict[str, Any], default: Any) -> Any:
+    """Section ``name`` from a dict of its keys over ``default``; unknown keys are listed."""
+    hints = _section_types(type(default))
+    for key in value:
+        if key not in hints:
+            raise ConfigError(f"unknown key `{name}.{key}` (known: {', '.join(hints)})")
+    checked = {k: _check_value(f"{name}.{k}", v, hints[k]) for k, v in value.items()}
+    return replace(default, **checked)
+
+
+def _default_sections() -> dict[str, Any]:
+    return {f.name: f.default_factory() for f in fields(Config)  # type: ignore[misc]
+            if f.name != "seed"}
+
+
 def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
     """Build a Config from nested dicts (TOML layout); unknown keys are errors."""
     base = base or Config()
@@ -389,15 +408,7 @@ def from_dict(raw: dict[str, Any], base: Config | None = None) -> Config:
             raise ConfigError(f"unknown section `{name}` (known: seed, {', '.join(SECTIONS)})")
         if not isinstance(value, dict):
             raise ConfigError(f"`{name}` must be a table of keys")
-        section = getattr(base, name)
-        hints = _section_types(type(section))
-        for key in value:
-            if key not in hints:
-                raise ConfigError(
-                    f"unknown key `{name}.{key}` (known: {', '.join(hints)})"
-                )
-        checked = {k: _check_value(f"{name}.{k}", v, hints[k]) for k, v in value.items()}
-        updates[name] = replace(section, **checked)
+        updates[name] = _section(name, value, getattr(base, name))
     return replace(base, **updates)
 
 

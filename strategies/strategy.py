@@ -18,7 +18,7 @@ rows, so cutting the forecasts after a bar never changes its target.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ import pandas as pd
 from strategies.params import StrategyParams
 from strategies.ranking import rank_targets
 from strategies.targets import target_positions
+
+# Columns a rule written as code never sees: the label is the return *after* each bar.
+HIDDEN = ["y_true"]
 
 
 class Strategy:
@@ -36,20 +39,53 @@ class Strategy:
     params : StrategyParams, optional
         The rule and its limits (default: ``StrategyParams()``).
 
-    Subclass and override :meth:`targets` to write a rule as code; it receives only
-    rows up to the decision bar, as the built-in rules do.
+    Notes
+    -----
+    To write a rule as code, subclass and override :meth:`decide`: it is called once
+    per decision bar, in time order, with the forecasts up to and including that bar
+    (without the labels, which are only known later) and the weights held, and returns
+    the new weights: it cannot see later rows. Overriding :meth:`targets` instead (one
+    vectorised call over every row) is faster but can look ahead: ``lstmknn audit``
+    checks it.
     """
 
     def __init__(self, params: StrategyParams | None = None) -> None:
         self.params = params if params is not None else StrategyParams()
+
+    def decide(self, history: pd.DataFrame, held: pd.Series) -> Mapping[str, float] | pd.Series:
+        """Target weights of the symbols decided at the last bar of ``history``.
+
+        Parameters
+        ----------
+        history : DataFrame
+            Every forecast row up to and including the decision bar (a copy), sorted by
+            ``date`` then ``symbol``: ``date, symbol, fused, lstm, knn, lstm_conf,
+            knn_conf, vol, regime, alpha, persistence (the last known return), ...``;
+            never the label ``y_true``. The rows of the decision bar are
+            ``history[history["date"] == history["date"].iloc[-1]]``.
+        held : Series
+            The weight of every symbol after the previous decision (0.0 when flat).
+
+        Returns
+        -------
+        mapping or Series
+            symbol -> weight (fraction of equity, negative = short) for symbols with
+            a row at the decision bar; symbols left out keep their weight.
+        """
+        raise NotImplementedError  # the built-in rules use their vectorised form
+
+    @property
+    def custom(self) -> bool:
+        """Whether this strategy decides bar by bar in user code (:meth:`decide`)."""
+        return type(self).decide is not Strategy.decide
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.params!r})"
 
     @property
     def path_dependent(self) -> bool:
-        """Whether a bar's target depends on earlier bars' decisions (cost-aware or rank)."""
-        return bool(self.params.cost_aware or self.params.sizing == "rank")
+        """Whether a bar's target may depend on earlier bars (cost-aware, rank, user code)."""
+        return bool(self.custom or self.params.cost_aware or self.params.sizing == "rank")
 
     def targets(self, forecasts: pd.DataFrame,
                 held: Mapping[str, float] | None = None) -> pd.DataFrame:
@@ -73,9 +109,41 @@ class Strategy:
         if out.empty:
             out["target"] = pd.Series(dtype=float)
             return out
+        if self.custom:
+            return self._bar_by_bar(out, held)
         if self.params.sizing == "rank":
             return self._ranked(out, held)
         return self._per_symbol(out, held)
+
+    # ------------------------------------------------------------------ rules as code
+
+    def _bar_by_bar(self, out: pd.DataFrame, held: Mapping[str, float] | None) -> pd.DataFrame:
+        if "symbol" not in out:
+            out["symbol"] = "_"
+        order = np.lexsort((out["symbol"].astype(str).to_numpy(), out["date"].to_numpy()))
+        rows = out.iloc[order].reset_index(drop=True)
+        symbols = sorted({str(s) for s in rows["symbol"]})
+        weights = pd.Series(0.0, index=pd.Index(symbols, name="symbol"))
+        for s, w in (held or {}).items():
+            if s in weights.index:
+                weights[s] = float(w)
+        target = np.full(len(rows), np.nan)
+        ends = np.flatnonzero(np.r_[rows["date"].to_numpy()[1:] != rows["date"].to_numpy()[:-1],
+                                    True])
+        start = 0
+        for end in ends:
+            today = rows["symbol"].iloc[start:end + 1].astype(str).tolist()
+            history = rows.iloc[: end + 1].drop(columns=HIDDEN, errors="ignore")
+            decided = self.decide(history, weights.copy())
+            decided = _checked_weights(decided, today, rows["date"].iloc[end], type(self).__name__)
+            for s, w in decided.items():
+                weights[s] = w
+            target[start:end + 1] = weights.reindex(today).to_numpy()
+            start = end + 1
+        result = np.empty(len(rows))
+        result[order] = target
+        out["target"] = result
+        return out
 
     # ------------------------------------------------------------------ built-in rules
 
@@ -109,6 +177,50 @@ class Strategy:
         out["target"] = weight.reindex(at).to_numpy()
         out.attrs["holdings"] = ranked.attrs.get("holdings", {})
         return out
+
+
+class FunctionStrategy(Strategy):
+    """A rule written as a function ``fn(history, held) -> weights`` (see :meth:`Strategy.decide`)."""
+
+    def __init__(self, fn: Callable[[pd.DataFrame, pd.Series], Mapping[str, float] | pd.Series],
+                 params: StrategyParams | None = None) -> None:
+        super().__init__(params)
+        self.fn = fn
+
+    def __repr__(self) -> str:
+        return f"FunctionStrategy({getattr(self.fn, '__qualname__', self.fn)!r})"
+
+    def decide(self, history: pd.DataFrame, held: pd.Series) -> Mapping[str, float] | pd.Series:
+        return self.fn(history, held)
+
+
+def _checked_weights(decided: object, today: list[str], when: object, name: str
+                     ) -> dict[str, float]:
+    """A user rule's weights as floats, refused (one line) when not a mapping of finite numbers
+    for symbols that have a bar at the decision."""
+    if isinstance(decided, pd.Series):
+        decided = decided.to_dict()
+    if not isinstance(decided, Mapping):
+        raise StrategyError(f"strategy {name} at {when}: must return a mapping or Series of "
+                            f"symbol -> weight (got {type(decided).__name__})")
+    out = {}
+    for s, w in decided.items():
+        if str(s) not in today:
+            raise StrategyError(f"strategy {name} at {when}: weight for {s!r}, which has no bar "
+                                f"there (symbols of that bar: {', '.join(today[:10])})")
+        try:
+            value = float(w)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            value = float("nan")
+        if not np.isfinite(value):
+            raise StrategyError(f"strategy {name} at {when}: weight of {s} must be a finite "
+                                f"number (got {w!r})")
+        out[str(s)] = value
+    return out
+
+
+class StrategyError(ValueError):
+    """A strategy written as code returned something that is not a valid set of weights."""
 
 
 def closed_out(predictions: pd.DataFrame) -> dict[str, str]:

@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from data.options import LoadOptions
-from engine.cache import FoldCache
+from engine.cache import DEFAULT_CACHE, FoldCache
 from engine.config import Config, load_config, with_overrides
 
-DEFAULT_CACHE = ".lstmknn_cache"
 DATA_HELP = ("bundled name (sp500, msft, us20, sp500_members), NAME=path, CSV file or folder; "
              "several may follow one --data, and --data may repeat")
 
