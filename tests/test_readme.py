@@ -44,11 +44,27 @@ def test_the_two_quick_start_commands_are_the_ones_ci_runs():
     assert "install -q -e . && " in ci and "script -qec" in ci  # README-exact venv, in a terminal
 
 
-def test_the_python_api_example_runs(monkeypatch, capsys):
-    api = next(b for b in blocks("python") if "run_backtest" in b)
+def api_section() -> str:
+    return README[README.index("## Python API"):README.index("## Layout")]
+
+
+def test_the_python_api_examples_run(monkeypatch, capsys):
+    examples = [b for b in blocks("python") if "import lstmknn" in b]
+    assert len(examples) >= 2 and "lstmknn.backtest(" in examples[0]
     monkeypatch.chdir(ROOT)
-    exec(compile(api, "README.md", "exec"), {})
-    assert "fused" in capsys.readouterr().out
+    for code in examples:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme"})
+    out = capsys.readouterr().out
+    assert "Sharpe Ratio" in out and "Buy & Hold Return [%]" in out
+
+
+def test_the_api_section_lists_exactly_the_public_names():
+    import lstmknn
+
+    first_cells = [line.split("|")[1] for line in api_section().splitlines()
+                   if line.startswith("| `")]
+    names = set(re.findall(r"`([A-Za-z_]\w*)[(`]", "\n".join(first_cells)))
+    assert names == set(lstmknn.__all__), names ^ set(lstmknn.__all__)
 
 
 def test_the_user_feature_example_loads_and_computes(tmp_path, monkeypatch, sp500):
