@@ -27,6 +27,8 @@ from strategies.params import StrategyParams
 from strategies.ranking import rank_targets
 from strategies.targets import target_positions
 
+_COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
+    getattr(pd.options.mode, "copy_on_write", False) is True)
 # Columns a rule written as code never sees: the label is the return *after* each bar.
 HIDDEN = ["y_true"]
 
@@ -120,27 +122,27 @@ class Strategy:
     def _bar_by_bar(self, out: pd.DataFrame, held: Mapping[str, float] | None) -> pd.DataFrame:
         if "symbol" not in out:
             out["symbol"] = "_"
-        order = np.lexsort((out["symbol"].astype(str).to_numpy(), out["date"].to_numpy()))
-        rows = out.iloc[order].reset_index(drop=True)
-        symbols = sorted({str(s) for s in rows["symbol"]})
-        weights = pd.Series(0.0, index=pd.Index(symbols, name="symbol"))
-        for s, w in (held or {}).items():
-            if s in weights.index:
-                weights[s] = float(w)
-        target = np.full(len(rows), np.nan)
-        ends = np.flatnonzero(np.r_[rows["date"].to_numpy()[1:] != rows["date"].to_numpy()[:-1],
-                                    True])
+        symbols = out["symbol"].astype(str).to_numpy()
+        order = np.lexsort((symbols, out["date"].to_numpy()))
+        visible = out.iloc[order].drop(columns=HIDDEN, errors="ignore").reset_index(drop=True)
+        ordered = symbols[order]
+        weights = {s: 0.0 for s in sorted(set(ordered))}
+        weights.update({s: float(w) for s, w in (held or {}).items() if s in weights})
+        dates = visible["date"].to_numpy()
+        ends = np.flatnonzero(np.r_[dates[1:] != dates[:-1], True])
+        target = np.empty(len(visible))
         start = 0
         for end in ends:
-            today = rows["symbol"].iloc[start:end + 1].astype(str).tolist()
-            history = rows.iloc[: end + 1].drop(columns=HIDDEN, errors="ignore")
-            decided = self.decide(history, weights.copy())
-            decided = _checked_weights(decided, today, rows["date"].iloc[end], type(self).__name__)
-            for s, w in decided.items():
+            today = ordered[start:end + 1].tolist()
+            history = visible.iloc[: end + 1]
+            if not _COPY_ON_WRITE:  # a user's edit must never reach later bars' history
+                history = history.copy()
+            decided = self.decide(history, pd.Series(weights, name="held"))
+            for s, w in _checked_weights(decided, today, dates[end], type(self).__name__).items():
                 weights[s] = w
-            target[start:end + 1] = weights.reindex(today).to_numpy()
+            target[start:end + 1] = [weights[s] for s in today]
             start = end + 1
-        result = np.empty(len(rows))
+        result = np.empty(len(visible))
         result[order] = target
         out["target"] = result
         return out
