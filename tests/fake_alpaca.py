@@ -279,10 +279,7 @@ class FakeState:
                     "trade_suspended_by_user": False, "shorting_enabled": True,
                     "created_at": "2023-01-01T00:00:00Z"}
         if method == "GET" and path == "/v2/clock":
-            if self.phase == "pre":
-                nxt = self.today
-            else:
-                nxt = next_session(self.today)
+            nxt = self.today if self.phase == "pre" else next_session(self.today)
             close_day = self.today if self.phase in ("pre", "open") else nxt
             return {"timestamp": self.now.isoformat(), "is_open": self.phase == "open",
                     "next_open": _at(nxt, 9, 30).isoformat(),
@@ -617,6 +614,33 @@ def spawned_fake(key: str = KEY, secret: str = SECRET) -> Iterator[FakeControl]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# Venue settings that keep tests fast: a short timeout, quick retries.
+FAST = {"timeout": 1.0, "retries": 2, "retry_wait": 0.01}
+# Columns that hold wall-clock times or the fake's random ids (left out of comparisons).
+VOLATILE = {"created_at", "decided_at", "intended_at", "sent_at", "updated_at", "booked_at", "at",
+            "broker_id", "time", "opened_at", "endpoint"}
+
+
+def fake_env(fake: FakeControl, key: str = KEY, secret: str = SECRET) -> dict[str, str]:
+    """The environment a step reads: the keys and the fake's URL."""
+    return {"APCA_API_KEY_ID": key, "APCA_API_SECRET_KEY": secret, "APCA_API_BASE_URL": fake.url}
+
+
+def store_rows(store: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every table of a broker store without times and broker ids (for exact comparisons)."""
+    out = {}
+    for t in ("broker_meta", "broker_decisions", "broker_orders", "broker_fills",
+              "reconciliations"):
+        out[t] = [{k: v for k, v in r.items() if k not in VOLATILE} for r in store.table(t)]
+    return out
+
+
+def fake_orders(fake: FakeControl) -> list[tuple]:
+    """The fake's orders in submission order, without ids and times."""
+    return [(o["client_order_id"], o["symbol"], o["side"], o["qty"], o["time_in_force"],
+             o["status"], o["filled_qty"], o["filled_avg_price"]) for o in fake.orders()]
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ import functools
 import ipaddress
 import json
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date, datetime, time, timezone
 from pathlib import Path
@@ -152,6 +153,9 @@ def credentials_from_env(env: Mapping[str, str] | None = None) -> Credentials:
 def _sdk() -> dict[str, Any]:
     """alpaca-py's pieces, imported on first use (one line with the install command if missing)."""
     try:
+        with warnings.catch_warnings():  # alpaca's package import loads websockets.legacy
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import alpaca.trading.client  # noqa: F401
         import requests
         from alpaca.common.exceptions import APIError
         from alpaca.trading.client import TradingClient
@@ -219,8 +223,7 @@ class AlpacaVenue:
         self._client = sdk["Client"](api_key=credentials.key_id, secret_key=credentials.secret,
                                      paper=True, url_override=self.endpoint, timeout=timeout,
                                      retries=retries, retry_wait=retry_wait)
-        hidden = tuple(s for s in (credentials.secret, credentials.key_id) if s)
-        self._scrub: Callable[[str], str] = functools.partial(_scrub, hidden=hidden)
+        self._scrub = _Scrubber(credentials)
         self._clock: VenueClock | None = None
 
     def __repr__(self) -> str:
@@ -396,10 +399,21 @@ class AlpacaVenue:
                           updated_at=_iso(o.updated_at) or "", filled_at=_iso(o.filled_at))
 
 
-def _scrub(text: str, hidden: tuple[str, ...]) -> str:
-    for s in hidden:
-        text = text.replace(s, "<hidden>")
-    return text
+class _Scrubber:
+    """Replaces the keys in a text (an error body echoing them, say); shows nothing itself."""
+
+    __slots__ = ("_hidden",)
+
+    def __init__(self, credentials: Credentials) -> None:
+        self._hidden = tuple(s for s in (credentials.secret, credentials.key_id) if s)
+
+    def __call__(self, text: str) -> str:
+        for s in self._hidden:
+            text = text.replace(s, "<hidden>")
+        return text
+
+    def __repr__(self) -> str:
+        return "<scrubber>"
 
 
 # ----------------------------------------------------------------------------- entry points
