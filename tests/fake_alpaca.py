@@ -6,10 +6,10 @@ It checks the auth headers, keeps the account, assets, positions, orders, fills
 and fills open orders when a test opens the market at given prices. Faults can
 be injected per method and path: ``429``, ``504`` (not processed),
 ``504_after_accept``, ``hang`` (processed, reply late), ``drop`` (processed, no
-reply), ``403``, ``500_text`` (non-JSON body).
+reply), ``403``, ``500_text`` (non-JSON body), ``echo_keys`` (403 quoting the keys).
 
 Control endpoints (no auth) under ``/_fake/``: ``reset``, ``open``, ``close``,
-``advance`` (open then close), ``fault``, ``trade`` (an order placed outside
+``advance`` (open then close), ``fault``, ``clear_faults``, ``trade`` (an order placed outside
 lstmknn, filled), ``reset_account`` (a paper reset: new account number),
 ``clock`` and ``state``. :class:`FakeControl` calls them.
 
@@ -76,7 +76,11 @@ def _z(ts: datetime) -> str:
 
 
 def _s(x: float | None) -> str | None:
-    return None if x is None else f"{x:.9g}"
+    """A decimal string with up to 9 decimals, as Alpaca writes quantities and prices."""
+    if x is None:
+        return None
+    text = f"{x:.9f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
 
 
 class Reply(Exception):
@@ -494,6 +498,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(403, {"code": 40310000, "message": "request is forbidden"})
         if kind == "500_text":
             return self._send(500, "Internal Server Error", text=True)
+        if kind == "echo_keys":  # a server that echoes the keys in its error body
+            return self._send(403, {"code": 40310000, "message": "bad keys "
+                                    f"{self.headers.get('APCA-API-KEY-ID')} "
+                                    f"{self.headers.get('APCA-API-SECRET-KEY')}"})
         if not auth:
             return self._send(401, {"code": 40110000, "message": "request is not authorized"})
         with state.lock:
@@ -520,6 +528,9 @@ def _control(state: FakeState, method: str, name: str, b: dict[str, Any]) -> Any
         return state.close()
     if name == "fault":
         return state.add_fault(b)
+    if name == "clear_faults":
+        state.faults = []
+        return {"faults": 0}
     if name == "trade":
         return state.external_trade(b["symbol"], float(b["qty"]), float(b["price"]))
     if name == "reset_account":
@@ -569,6 +580,9 @@ class FakeControl:
               seconds: float = 5.0) -> dict:
         return self._post("fault", {"method": method, "path": path, "kind": kind,
                                     "times": times, "seconds": seconds})
+
+    def clear_faults(self) -> dict:
+        return self._post("clear_faults")
 
     def trade(self, symbol: str, qty: float, price: float) -> dict:
         return self._post("trade", {"symbol": symbol, "qty": qty, "price": price})
@@ -641,6 +655,34 @@ def fake_orders(fake: FakeControl) -> list[tuple]:
     """The fake's orders in submission order, without ids and times."""
     return [(o["client_order_id"], o["symbol"], o["side"], o["qty"], o["time_in_force"],
              o["status"], o["filled_qty"], o["filled_avg_price"]) for o in fake.orders()]
+
+
+class AlpacaAccount:
+    """A broker account of the tests: ``broker.sqlite`` in ``folder``, initialised on ``fake``."""
+
+    def __init__(self, folder: Path, fake: FakeControl, symbols: tuple[str, ...] = ("AAPL", "MSFT"),
+                 name: str = "acct", nonce: str = "0badf00d", **broker_kw: Any) -> None:
+        from engine.paper.alpaca import open_alpaca_account
+        from engine.paper.broker_store import BROKER_FILE, BrokerStore
+
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder, self.fake, self.symbols, self.name = folder, fake, symbols, name
+        self.env = fake_env(fake)
+        self.broker_kw = broker_kw
+        self.store = BrokerStore.open(folder / BROKER_FILE)
+        self.meta = open_alpaca_account(self.store, name, env=self.env, nonce=nonce, **FAST)
+
+    def broker(self, **kw: Any) -> Any:
+        from engine.paper.alpaca import alpaca_broker
+
+        return alpaca_broker(self.store, self.name, self.symbols, env=self.env,
+                             **{**FAST, **self.broker_kw, **kw})
+
+    def step(self, bar: str, targets: dict[str, float], closes: dict[str, float], *,
+             adopt: bool = False, **kw: Any) -> Any:
+        from engine.paper.remote import broker_step
+
+        return broker_step(self.broker(**kw), bar, targets, closes, adopt=adopt)
 
 
 def main() -> None:
