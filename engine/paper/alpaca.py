@@ -165,7 +165,6 @@ def _sdk() -> dict[str, Any]:
             GetOrdersRequest,
             MarketOrderRequest,
         )
-        from pydantic import ValidationError
     except ImportError:
         raise BrokerError(f"trading through Alpaca needs alpaca-py: {INSTALL}") from None
 
@@ -186,7 +185,7 @@ def _sdk() -> dict[str, Any]:
             return "<alpaca TradingClient>"
 
     return {"Client": Client, "APIError": APIError, "requests": requests,
-            "ValidationError": ValidationError, "OrderSide": OrderSide,
+            "OrderSide": OrderSide,
             "QueryOrderStatus": QueryOrderStatus, "TimeInForce": TimeInForce,
             "GetCalendarRequest": GetCalendarRequest, "GetOrdersRequest": GetOrdersRequest,
             "MarketOrderRequest": MarketOrderRequest}
@@ -249,7 +248,7 @@ class AlpacaVenue:
         except requests.exceptions.RequestException as exc:
             raise BrokerUnavailable(f"cannot reach Alpaca at {self.endpoint} for {what} "
                                     f"({type(exc).__name__}): run the step again later") from None
-        except (sdk["ValidationError"], ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError included
             first = self._scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
             raise BrokerError(f"Alpaca's answer to {what} is not what alpaca-py expects: "
                               f"{first[:200]}") from None
@@ -356,6 +355,10 @@ class AlpacaVenue:
                 raise  # no answer or a server error: the outcome is unknown
 
         return self._order(self._call("POST /v2/orders", post))
+
+    def cancel(self, broker_id: str) -> None:
+        """``DELETE /v2/orders/{id}`` (not used by a step: day orders expire on their own)."""
+        self._call(f"DELETE /v2/orders/{broker_id}", self._client.cancel_order_by_id, broker_id)
 
     def fills_since(self, after: str) -> list[VenueFill]:
         out: list[VenueFill] = []
