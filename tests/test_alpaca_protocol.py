@@ -158,15 +158,29 @@ def test_partial_fills_are_booked_as_increments_then_the_rest_expires(acct, fake
 def test_an_order_cancelled_at_the_broker_records_its_rest(acct, fake):
     acct.step(B0, TARGETS, CLOSES)
     order = fake.orders()[1]
-    req = urllib.request.Request(f"{fake.url}/v2/orders/{order['id']}", method="DELETE",
-                                 headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET})
-    with urllib.request.urlopen(req, timeout=5) as r:
-        assert r.status == 204
+    acct.broker().venue.cancel(order["id"])  # as a user would, from another client
+    assert [r for r in fake.state()["requests"] if r["method"] == "DELETE"] == [
+        {"method": "DELETE", "path": f"/v2/orders/{order['id']}", "query": {}, "body": None,
+         "auth": True, "user_agent": fake.state()["requests"][0]["user_agent"]}]
     fake.advance({"AAPL": 101.0, "MSFT": 199.0})
     report = acct.step(B1, {}, CLOSES)
     assert sorted((f.symbol, f.status, f.size, f.price) for f in report.fills) == [
         ("AAPL", "filled", 300.0, 101.0), ("MSFT", "cancelled", 100.0, None)]
     assert report.reconciliation.positions == {"AAPL": 300.0, "MSFT": 0.0}
+
+
+def test_decisions_count_the_brokers_open_orders(acct, fake):
+    body = json.dumps({"symbol": "AAPL", "qty": 100, "side": "buy", "type": "market",
+                       "time_in_force": "day", "client_order_id": "placed-by-hand-1"}).encode()
+    req = urllib.request.Request(f"{fake.url}/v2/orders", method="POST", data=body,
+                                 headers={"APCA-API-KEY-ID": KEY, "APCA-API-SECRET-KEY": SECRET,
+                                          "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        assert json.loads(r.read())["status"] == "accepted"
+    acct.step(B0, TARGETS, CLOSES)
+    assert [(o["symbol"], o["qty"]) for o in fake.orders()[1:]] == [("AAPL", "200"),
+                                                                    ("MSFT", "100")]
+    assert [d["current"] for d in acct.store.decisions("acct", B0)] == [100.0, 0.0]
 
 
 def test_syncing_again_books_nothing_twice(acct, fake):
