@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import platform
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -20,6 +21,7 @@ import pandas as pd
 
 from data.loader import PriceData
 from data.sources import load_sources
+from data.universe import check_universe
 from engine.cache import FoldCache
 from engine.config import Config, validate_universe
 from engine.decisions import decide
@@ -30,7 +32,7 @@ from reports.cross_section import ic_summary, quantile_returns
 from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
-from strategies.execution import buy_and_hold_returns, execute
+from strategies.execution import buy_and_hold_returns, execute, untraded
 from strategies.result import BacktestResult
 from strategies.strategy import closed_out
 
@@ -58,10 +60,8 @@ def load_data(sources: Sequence[str | PriceData], options: Any = None) -> list[P
     specs = [str(s) for s in sources if not isinstance(s, PriceData)]
     if specs:
         datas += load_sources(specs, options)
-    names = [d.symbol for d in datas]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise UserError(f"symbol names must be unique (repeated: {', '.join(dup)})")
+    if len(specs) < len(sources):  # price data given as objects: checked with the files' symbols
+        check_universe(datas)
     return datas
 
 
@@ -165,6 +165,9 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     ppy = decided.periods_per_year
     predictions = ordered(decided.predictions)
     result = execute(prices, predictions, execution_params(cfg), engine=engine)
+    never = untraded(predictions, result.trades)
+    for sym, why in never.items():
+        warnings.warn(f"{sym}: {why}", stacklevel=2)
     benchmark = buy_and_hold_returns(prices, pd.DatetimeIndex(result.equity["date"]))
     summary = score_run(predictions, models, result, benchmark, ppy, cfg)
     summary["config"] = cfg.to_dict()
@@ -173,6 +176,8 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     summary["model_scope"] = cfg.model.scope
     if excluded:
         summary["excluded_symbols"] = excluded  # symbol -> why it has no forecasts
+    if never:
+        summary["untraded_symbols"] = never  # symbol -> why its targets sent no order
     summary["signal_rule"] = signal_rule(cfg)
     summary["folds"] = int(len(folds))
     summary["cache"] = {"hits": cache.hits, "misses": cache.misses} if cache else None
