@@ -20,6 +20,7 @@ from data.errors import TooLittleDataError
 from data.features import first_valid_row, next_return, realized_volatility
 from engine.cache import FoldCache, fold_key
 from engine.config import Config, ConfigError
+from engine.errors import NonFiniteForecastError
 from engine.feature_set import feature_frame, feature_set_id
 from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
@@ -28,10 +29,6 @@ from engine.models.lstm import MODEL_VERSION, resolve_device
 from engine.progress import Progress
 from engine.regime import classify, fit_threshold
 from engine.seeding import derive_seed
-
-
-class NonFiniteForecastError(ValueError):
-    """A model forecast NaN or inf for some bars of a fold: such forecasts are never traded."""
 
 
 @dataclass

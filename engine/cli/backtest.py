@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from engine.backtest import RUN_KIND, run_backtest
 from engine.cli.common import (
     add_cache,
     add_config,
@@ -15,7 +14,6 @@ from engine.cli.common import (
     config_from_args,
     load_options,
 )
-from engine.runio import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,6 +47,9 @@ def forecast_lines(summary: dict) -> str:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from engine.backtest import RUN_KIND, run_backtest
+    from engine.runio import check_out_dir
+
     cfg = config_from_args(args)
     action = check_out_dir(args.out, RUN_KIND)
     run = run_backtest(args.data or ["sp500"], cfg, args.out, quiet=args.quiet,
