@@ -311,6 +311,8 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
         cut_dates = _cut_dates(datas, full, cfg, cuts)
         steps = len(cut_dates) * 2 + 1
         done = 0
+        if progress is not None:
+            progress(0, steps)
         for c, cut in enumerate(cut_dates):
             for mode in ("truncated", "perturbed"):
                 asof = None

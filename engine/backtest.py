@@ -11,7 +11,7 @@ import json
 import platform
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -137,12 +137,14 @@ def symbol_spans(datas: Sequence[PriceData], predictions: pd.DataFrame) -> list[
 def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
                  out_dir: str | Path | None = None, *, quiet: bool = True,
                  cache_dir: str | Path | None = None, engine: str = "backtrader", jobs: int = 1,
-                 scheduler: str | None = None, data_options: Any = None) -> BacktestRun:
+                 scheduler: str | None = None, data_options: Any = None,
+                 stage: Callable[[str], None] | None = None) -> BacktestRun:
     """Walk-forward, trade and score; write the outputs to ``out_dir`` when given.
 
     ``out_dir`` is checked before any training (see :func:`engine.runio.check_out_dir`)
     and replaced as a whole when the run succeeds. ``jobs``/``scheduler``: run the
-    symbols' walk-forwards in local processes or on Dask.
+    symbols' walk-forwards in local processes or on Dask. ``stage(what)`` is told when the
+    walk-forward is done and trading (and writing) begins.
     """
     t0 = time.perf_counter()
     if out_dir is not None:
@@ -161,6 +163,8 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
                                   "decisions")
     datas = [d for d in datas if d.symbol in traded]
     t_wf = time.perf_counter() - t0
+    if stage is not None:
+        stage("trading and writing the report" if out_dir is not None else "trading")
     prices = {d.symbol: d.frame for d in datas}
     ppy = decided.periods_per_year
     predictions = ordered(decided.predictions)

@@ -319,6 +319,8 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, scheduler: str | None = N
     with progress_bar(progress, desc=label, unit="task") as bar, \
             _backend(p, _large_args(tasks) if p.mode == "dask" else []) as parallel:
         calls = (joblib.delayed(_call)(t.key, threads, t.fn, *t.args, **t.kwargs) for t in tasks)
+        if bar is not None:
+            bar(0, len(tasks))
         for outcome in parallel(calls):
             done[outcome.key] = outcome
             if bar is not None:

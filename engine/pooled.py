@@ -412,6 +412,8 @@ def _fold_outputs(uni: Universe, folds: list[Fold], cfg: Config, cache: FoldCach
     if cfg.lstm.threads:
         torch.set_num_threads(cfg.lstm.threads)
     outputs = []
+    if progress is not None:
+        progress(0, len(folds))
     try:
         states: dict[int, dict] | None = None
         for k, fold in enumerate(folds):

@@ -284,6 +284,8 @@ def _fit_folds(prep: Prepared, folds: list[Fold], first: int, cfg: Config,
             states[j] = st
         start = j + 1
     total = len(folds) - start
+    if progress is not None:
+        progress(0, total)
     for n, k in enumerate(range(start, len(folds)), 1):
         states[k] = (cached(k) if k >= first else None) or fit(k)
         if progress is not None:
