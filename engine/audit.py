@@ -41,6 +41,7 @@ from engine.cache import FoldCache
 from engine.config import Config
 from engine.decisions import decide
 from engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
+from engine.runio import format_timestamp
 from engine.walk_forward import _fold_cache_key, folds_for, prepare
 
 STAGES = ("feature", "model", "fusion", "target")
@@ -344,7 +345,7 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
                                                           x["column"]))
     used_trims = usable_trims(datas, trims)
     return AuditReport(leaks=[_jsonable(x) for x in ordered_leaks],
-                       cuts=[c.isoformat() for c in cut_dates],
+                       cuts=[format_timestamp(c) for c in cut_dates],
                        elapsed_seconds=round(time.perf_counter() - t0, 3), thorough=thorough,
                        symbols=[d.symbol for d in datas],
                        feature_columns=list(next(iter(feats.values())).columns),
@@ -361,7 +362,7 @@ def _leak(column: str, stage: str, bar: pd.Timestamp, symbol: str, cut: pd.Times
 
 
 def _jsonable(leak: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in leak.items()}
+    return {k: format_timestamp(v) if isinstance(v, pd.Timestamp) else v for k, v in leak.items()}
 
 
 def format_table(report: AuditReport) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from data.dates import is_daily
 from data.loader import PriceData
 from data.sources import load_sources
 from data.universe import check_universe
@@ -27,7 +28,15 @@ from engine.config import Config, validate_universe
 from engine.decisions import decide
 from engine.errors import UserError
 from engine.params import execution_params
-from engine.runio import check_out_dir, clean_json, date_format, dumps, staged_run, write_atomic
+from engine.runio import (
+    check_out_dir,
+    clean_json,
+    date_format,
+    dumps,
+    format_timestamp,
+    staged_run,
+    write_atomic,
+)
 from reports.cross_section import ic_summary, quantile_returns
 from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
@@ -127,10 +136,15 @@ def symbol_spans(datas: Sequence[PriceData], predictions: pd.DataFrame) -> list[
     for d in datas:
         rows = predictions[predictions["symbol"] == d.symbol]["date"]
         info = d.describe()
+        daily = is_daily(d.frame.index)
+
+        def stamp(ts: Any, daily: bool = daily) -> str | None:
+            return None if ts is None or pd.isna(ts) else format_timestamp(pd.Timestamp(ts), daily)
+
         out.append({"symbol": d.symbol, "first_bar": info["first_date"], "last_bar": info["last_date"],
-                    "first_decision": rows.min().isoformat() if len(rows) else None,
-                    "last_decision": rows.max().isoformat() if len(rows) else None,
-                    "closed_out": ended.get(d.symbol)})
+                    "first_decision": stamp(rows.min()) if len(rows) else None,
+                    "last_decision": stamp(rows.max()) if len(rows) else None,
+                    "closed_out": stamp(ended.get(d.symbol))})
     return out
 
 

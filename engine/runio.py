@@ -64,10 +64,14 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     return json.dumps(clean_json(value), indent=indent, allow_nan=False, default=str)
 
 
-def format_timestamp(ts: pd.Timestamp) -> str:
-    """ISO date for a bar at midnight, full ISO timestamp otherwise (round-trips exactly)."""
+def format_timestamp(ts: pd.Timestamp, daily: bool | None = None) -> str:
+    """The one rule for a bar's time in text and JSON: ``YYYY-MM-DD`` for daily bars, full
+    ISO ``YYYY-MM-DDTHH:MM:SS`` for intraday ones (round-trips exactly). ``daily`` says which
+    the series is; unknown (None), a bar at midnight counts as daily."""
     ts = pd.Timestamp(ts)
-    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+    if daily is None:
+        daily = ts == ts.normalize()
+    return ts.strftime("%Y-%m-%d") if daily and ts == ts.normalize() else ts.isoformat()
 
 
 def date_format(*columns: Any) -> str | None:

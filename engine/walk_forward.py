@@ -28,6 +28,7 @@ from engine.models import KNNRegressor, LSTMRegressor, params_from
 from engine.models.lstm import MODEL_VERSION, resolve_device
 from engine.progress import Progress
 from engine.regime import classify, fit_threshold
+from engine.runio import format_timestamp
 from engine.seeding import derive_seed
 
 
@@ -189,19 +190,14 @@ def check_forecasts(prep: Prepared, fold: Fold, cfg: Config, lstm_preds: list[np
         if bad.any():
             ix = prep.index
             raise NonFiniteForecastError(
-                f"fold {fold.index} (trained {_when(ix[fold.train_start])} to "
-                f"{_when(ix[fold.train_end - 1])}, testing {_when(ix[fold.test_start])} to "
-                f"{_when(ix[fold.test_end - 1])}): the {name} forecast NaN or inf for "
+                f"fold {fold.index} (trained {format_timestamp(ix[fold.train_start])} to "
+                f"{format_timestamp(ix[fold.train_end - 1])}, testing {format_timestamp(ix[fold.test_start])} to "
+                f"{format_timestamp(ix[fold.test_end - 1])}): the {name} forecast NaN or inf for "
                 f"{int(bad.sum())} of {len(pred)} bars (first at "
-                f"{_when(ix[fold.test_start + int(np.argmax(bad))])}); stopping rather than trading "
+                f"{format_timestamp(ix[fold.test_start + int(np.argmax(bad))])}); stopping rather than trading "
                 "them. Check that window's prices for degenerate values (e.g. a jump that "
                 "overflows float32)"
             )
-
-
-def _when(ts: pd.Timestamp) -> str:
-    """A bar's time: the date alone at midnight, else the full timestamp."""
-    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
