@@ -89,11 +89,29 @@ def date_format(*columns: Any) -> str | None:
 
 # ----------------------------------------------------------------------------- files
 
+def umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, content: str | bytes) -> Path:
-    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode any tool's new file gets (0666 less the umask: 0644 under umask
+    022), not the 0600 of a temporary file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
             f.flush()
@@ -232,6 +250,7 @@ def staged_run(target: str | Path, kind: str) -> Iterator[Path]:
     check_out_dir(target, kind)
     stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}{target.name}-{os.getpid()}-",
                                   dir=target.parent))
+    os.chmod(stage, 0o777 & ~umask())  # a run folder like any new folder, not mkdtemp's 0700
     try:
         yield stage
         mark(stage, kind)
