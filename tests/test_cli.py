@@ -251,3 +251,21 @@ def test_signal_with_an_ambiguous_asof_is_one_line(capsys):
 def test_report_on_a_missing_folder_says_there_is_no_such_folder(tmp_path):
     r = run_cli("report", str(tmp_path / "nope"))
     assert r.returncode == 2 and "no such folder" in r.stderr
+
+
+def test_a_symbol_with_too_little_history_is_left_out_and_named_in_summary_and_stderr(
+        tmp_path, sp500, cfg_file, capsys):
+    from tests.helpers import write_csv
+
+    long = write_csv(sp500.iloc[:420], tmp_path / "long.csv")
+    short = write_csv(sp500.iloc[300:400], tmp_path / "short.csv")  # 100 rows < train_window
+    out = tmp_path / "run"
+    assert main(["backtest", "--data", str(long), str(short), "--config", str(cfg_file),
+                 "--out", str(out), "--engine", "vectorized", "--no-cache"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["excluded_symbols"]) == ["short"]
+    assert "too little data" in summary["excluded_symbols"]["short"]
+    assert [s["symbol"] for s in summary["symbols"]] == ["long"]
+    err = capsys.readouterr().err
+    assert "1 symbol(s) left out" in err and "short: too little data" in err
+    assert "walk-forward done; trading and writing the report ..." in err
