@@ -71,7 +71,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _date_text(text: str | None, option: str) -> str | None:
     """A date option read by the data's rule (``03/02/2017`` refused as ambiguous), passed on
-    as ISO text."""
+    as ISO text. (engine.paper.runner._parse_date should call data.dates.parse_date itself,
+    for Python-API callers; left to the paper branch.)"""
     from engine.runio import format_timestamp
 
     ts = date_arg(text, option)
