@@ -89,7 +89,11 @@ def check(page: Path, screenshot: Path | None = None) -> dict:
 
 def slice_png(png: Path, height: int) -> list[Path]:
     """Cut ``png`` into ``png-1.png, png-2.png, ...`` of at most ``height`` px each."""
-    from PIL import Image
+    try:
+        from PIL import Image  # Pillow: the dev extra (matplotlib installs it too)
+    except ImportError:
+        raise SystemExit("--slices needs Pillow: pip install pillow (or pip install -e '.[dev]')"
+                         ) from None
 
     out = []
     with Image.open(png) as im:

@@ -113,14 +113,41 @@ def _parse_wall(text: pd.Series, dayfirst: bool | None, date_format: str | None,
     return out
 
 
+def _per_group(ns: np.ndarray, offsets: np.ndarray | None, groups: np.ndarray | None
+               ) -> tuple[np.ndarray, str | None]:
+    """Apply the bar-spacing rule to each symbol's rows (see the module docstring)."""
+    codes = pd.factorize(groups)[0] if groups is not None else np.zeros(len(ns), dtype=np.int64)
+    day = ns // NS_PER_DAY
+    counts = pd.DataFrame({"g": codes, "t": ns, "d": day}).groupby("g").nunique()
+    daily = (counts["d"] == counts["t"]).reindex(range(codes.max(initial=-1) + 1)).to_numpy()
+    row_daily = daily[codes] if len(ns) else np.zeros(0, dtype=bool)
+    moved = row_daily & (ns % NS_PER_DAY != 0)
+    out = np.where(row_daily, day * NS_PER_DAY, ns)
+    if offsets is not None:
+        out = np.where(row_daily, out, ns - offsets * 60 * 10**9)
+    parts = []
+    if offsets is not None:
+        if row_daily.any():
+            parts.append("daily bars put on their local date")
+        if not row_daily.all():
+            parts.append("intraday bars converted to UTC")
+    elif moved.any():
+        times = sorted({str(pd.Timedelta(int(t), "ns")).split(" days ")[-1]
+                        for t in np.unique(ns[moved] % NS_PER_DAY)[:3]})
+        parts.append(f"daily bars stamped {', '.join(times)} put on their date")
+    return out, "; ".join(parts) or None
+
+
 def parse_dates(values: pd.Series, where: str, line: Callable[[int], int], *,
-                dayfirst: bool | None = None,
-                date_format: str | None = None) -> tuple[pd.DatetimeIndex, str | None]:
+                dayfirst: bool | None = None, date_format: str | None = None,
+                groups: np.ndarray | None = None) -> tuple[pd.DatetimeIndex, str | None]:
     """Parse ``values`` (strings, positional index) into tz-naive timestamps.
 
-    Returns the timestamps and a note for ``describe()`` when offsets were
-    handled (see the module docstring for the rule). ``line(i)`` maps a
-    position to the file's line number for messages.
+    ``groups`` (one symbol per row, for a long file) applies the bar-spacing rule to each
+    symbol on its own: daily bars (at most one per calendar date) are put on their date
+    at midnight, intraday bars keep their time (in UTC when written with an offset).
+    Returns the timestamps and a note for ``describe()`` when timestamps were moved.
+    ``line(i)`` maps a position to the file's line number for messages.
     """
     codes, uniq = pd.factorize(values.astype(str).to_numpy())
     _, first = np.unique(codes, return_index=True)  # first position of each distinct value
@@ -131,7 +158,6 @@ def parse_dates(values: pd.Series, where: str, line: Callable[[int], int], *,
     text = pd.Series(uniq, dtype=object).str.strip()
     m = text.str.extract(OFFSET)
     has = m["off"].notna().to_numpy()
-    note = None
     if has.any():
         if not has.all():
             i, j = int(np.flatnonzero(~has)[0]), int(np.flatnonzero(has)[0])
@@ -148,19 +174,62 @@ def parse_dates(values: pd.Series, where: str, line: Callable[[int], int], *,
         hint = "" if date_format else " (pass --date-format to give its format)"
         raise DataError(f"{where}: line {uline(i)}: unparseable date {uniq[i]!r}{hint}")
     ns = wall.to_numpy().astype("datetime64[ns]").astype(np.int64)[codes]
+    offsets = None
     if has.any():
         offsets = np.array([_offset_minutes(o) for o in m["off"]], dtype=np.int64)[codes]
+    ns, note = _per_group(ns, offsets, groups)
+    if offsets is not None:
         shown = ", ".join(sorted(set(m["off"]), key=str))
-        time_of_day = ns % NS_PER_DAY
-        local_day = ns // NS_PER_DAY
-        if (time_of_day == time_of_day[0]).all():
-            note = f"dates had UTC offsets ({shown}): daily bars kept on their local date"
-        elif len(np.unique(local_day)) == len(local_day):
-            ns = local_day * NS_PER_DAY
-            note = f"dates had UTC offsets ({shown}): daily bars put on their local date"
-        else:
-            ns = ns - offsets.astype(np.int64) * 60 * 10**9
-            note = f"timestamps had UTC offsets ({shown}): intraday bars converted to UTC"
+        note = f"dates had UTC offsets ({shown}): {note}"
     unit = "us" if (ns % 1000 == 0).all() else "ns"
     idx = pd.DatetimeIndex(ns.astype("datetime64[ns]"), name="date").as_unit(unit)
     return idx, note
+
+
+def is_daily(index: pd.DatetimeIndex) -> bool:
+    """Whether bars are daily (or coarser): at most one bar per calendar date."""
+    return bool(index.normalize().is_unique)
+
+
+def parse_date(text: str | pd.Timestamp, option: str, *, dayfirst: bool | None = None,
+               date_format: str | None = None) -> pd.Timestamp:
+    """One date or time given on the command line (``--asof``, ``--until``, ``--since``,
+    ``--start``, ``--accept-revisions-from``), read by the rule of the data's date column.
+
+    ``yyyy-mm-dd[ hh:mm[:ss]]``, ``yyyymmdd``, month names, or ``--date-format`` when given;
+    ``dd/mm/yyyy`` against ``mm/dd/yyyy`` follows ``dayfirst``, and without it a date
+    that could be either (both numbers <= 12 and different) is refused, as in a file. A
+    UTC offset gives the instant in UTC (tz-naive), as intraday data are stored.
+    """
+    if isinstance(text, pd.Timestamp):
+        return text.tz_convert("UTC").tz_localize(None) if text.tz is not None else text
+    raw = str(text).strip()
+    m = OFFSET.match(raw)
+    wall = pd.Series([m["wall"] if m else raw], dtype=object)
+
+    def no_line(_: int) -> int:
+        return 0
+
+    parsed = pd.NaT
+    if date_format:
+        parsed = _parse_wall(wall, None, date_format, option, no_line).iloc[0]
+    if pd.isna(parsed):
+        parts = wall.str.extract(NUMERIC).iloc[0]
+        first_day = dayfirst
+        if isinstance(parts["a"], str) and len(parts["a"]) != 4 and dayfirst is None:
+            a, b = int(parts["a"]), int(parts["b"])
+            if a <= 12 and b <= 12 and a != b:
+                raise DataError(
+                    f"{option} {raw!r}: could be day-first or month-first; pass --dayfirst for "
+                    f"dd/mm/yyyy or --no-dayfirst for mm/dd/yyyy, or write yyyy-mm-dd")
+            first_day = a > 12 or a == b
+        try:
+            parsed = _parse_wall(wall, first_day, None, option, no_line).iloc[0]
+        except DataError:
+            parsed = pd.NaT
+    if pd.isna(parsed):
+        raise DataError(f"{option} {raw!r}: not a date (use yyyy-mm-dd or yyyy-mm-dd hh:mm)")
+    ts = pd.Timestamp(parsed)
+    if m:
+        ts -= pd.Timedelta(minutes=_offset_minutes(m["off"]))
+    return ts

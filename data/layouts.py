@@ -58,7 +58,8 @@ def read_layout(table: TextTable, options: LoadOptions, *, where: str, source: s
     used = {c: fields[c] for c in plan.used}
     decimal = options.decimal or detect_decimal(body[list(used.values())], table.sep, where, lines)
     dates, note = parse_dates(body[date_i], where, lambda i: int(lines[i]),
-                              dayfirst=options.dayfirst, date_format=options.date_format)
+                              dayfirst=options.dayfirst, date_format=options.date_format,
+                              groups=None if sym_i is None else body[sym_i].to_numpy())
     cols = {c: (to_numbers(body[i], decimal), body[i].to_numpy()) for c, i in used.items()}
     notes = _notes(note, table.sep, decimal)
     if sym_i is None:

@@ -155,8 +155,8 @@ def build(symbol: str, dates: pd.DatetimeIndex, lines: np.ndarray,
         i = back[0] + 1
         hint = " (the file is newest-first: sort it oldest-first)" if (step < 0).all() else ""
         raise DataError(
-            f"{where}: line {line(i)}: date {dates[i]} is before the previous row's "
-            f"{dates[i - 1]} (dates must be ascending){hint}"
+            f"{where}: line {line(i)}: date {_show(dates[i])} is before the previous row's "
+            f"{_show(dates[i - 1])} (dates must be ascending){hint}"
         )
     for c in plan.used:
         values, raw = cols[c]

@@ -29,6 +29,7 @@ from data.errors import DataError
 from data.layouts import read_layout
 from data.options import LoadOptions
 from data.prices import PriceData
+from data.universe import check_universe
 
 __all__ = ["BUNDLED", "LoadOptions", "bundled_path", "load_file", "load_sources"]
 
@@ -82,12 +83,20 @@ def load_file(path: Path, options: LoadOptions | None = None, *, label: str | No
                        default_symbol=label or _stem(path))
 
 
+def _exists(text: str) -> bool:
+    """Whether a path exists; a name the system cannot even look up (too long) does not."""
+    try:
+        return Path(text).expanduser().exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _resolve(text: str) -> tuple[str | None, Path]:
     """(bundled name or None, path) of a spec without ``NAME=``; raises if neither."""
     if text.lower() in BUNDLED:
         return text.lower(), bundled_path(text)
     path = Path(text).expanduser()
-    if path.exists():
+    if _exists(text):
         return None, path
     names = ", ".join(sorted(BUNDLED))
     raise DataError(f"{text}: no such file and not a bundled dataset (bundled: {names})")
@@ -95,11 +104,11 @@ def _resolve(text: str) -> tuple[str | None, Path]:
 
 def _split_spec(spec: str) -> tuple[str | None, str]:
     """(NAME, rest) of ``NAME=rest``; a spec that exists as written is never split."""
-    if spec.lower() in BUNDLED or Path(spec).expanduser().exists() or "=" not in spec:
+    if spec.lower() in BUNDLED or _exists(spec) or "=" not in spec:
         return None, spec
     for k in [i for i, ch in enumerate(spec) if ch == "="][::-1]:
         name, rest = spec[:k].strip(), spec[k + 1:].strip()
-        if rest.lower() in BUNDLED or Path(rest).expanduser().exists():
+        if rest.lower() in BUNDLED or _exists(rest):
             break
     else:
         name, rest = spec.split("=", 1)
@@ -131,8 +140,8 @@ def _load_spec(spec: str, options: LoadOptions) -> list[PriceData]:
 def load_sources(specs: Sequence[str], options: LoadOptions | None = None) -> list[PriceData]:
     """Load every spec (see the module docstring), one :class:`PriceData` per symbol.
 
-    Raises :class:`DataError` (one line) for anything unusable, including two
-    symbols with the same name.
+    Raises :class:`DataError` (one line) for anything unusable, including symbols that
+    cannot be traded together (:func:`data.universe.check_universe`).
     """
     if isinstance(specs, (str, Path)):
         specs = [str(specs)]
@@ -140,10 +149,5 @@ def load_sources(specs: Sequence[str], options: LoadOptions | None = None) -> li
         raise DataError("no data given (name a bundled dataset, a CSV file or a folder)")
     options = _check_options(options or LoadOptions())
     datas = [d for spec in specs for d in _load_spec(str(spec), options)]
-    names = [d.symbol for d in datas]
-    seen: set[str] = set()
-    dup = sorted({n for n in names if n in seen or seen.add(n)})
-    if dup:
-        shown = ", ".join(dup[:10]) + (", ..." if len(dup) > 10 else "")
-        raise DataError(f"symbol names must be unique (repeated: {shown}); name sources with NAME=path")
+    check_universe(datas)
     return datas

@@ -24,8 +24,9 @@ from data.options import LoadOptions
 from engine.asof import signal_records
 from engine.audit import AuditReport, run_audit
 from engine.backtest import BacktestRun, read_run, run_backtest, write_outputs, write_report
-from engine.cache import DEFAULT_CACHE, FoldCache
+from engine.cache import FoldCache
 from engine.config import Config, ConfigError, from_dict, load_config
+from engine.defaults import DEFAULT_CACHE
 from engine.errors import UserError
 from engine.params import strategy_params
 from reports.periods import infer_periods_per_year

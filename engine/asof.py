@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from data.dates import parse_date
 from data.errors import DataError
 from data.loader import PriceData
 from engine.cache import FoldCache
@@ -103,13 +104,11 @@ def bar_position(index: pd.DatetimeIndex, asof: str | pd.Timestamp | None) -> in
     """Position of the last bar on or before ``asof`` (the last bar when None)."""
     if asof is None:
         return len(index) - 1
-    try:
-        ts = pd.Timestamp(asof)
-    except (ValueError, TypeError):
-        raise DataError(f"--asof {asof!r}: not a date") from None
+    ts = parse_date(asof, "--asof")
     pos = int(index.searchsorted(ts, side="right")) - 1
     if pos < 0:
-        raise DataError(f"--asof {asof}: before the first bar ({format_timestamp(index[0])})")
+        raise DataError(f"--asof {format_timestamp(ts)}: before the first bar "
+                        f"({format_timestamp(index[0])})")
     return pos
 
 
@@ -117,15 +116,11 @@ def asof_date(datas: Sequence[PriceData], asof: str | pd.Timestamp | None) -> pd
     """The as-of bar of a signal: ``asof``, or the latest bar of any symbol."""
     if asof is None:
         return max(d.frame.index[-1] for d in datas)
-    try:
-        ts = pd.Timestamp(asof)
-    except (ValueError, TypeError):
-        ts = pd.NaT
-    if ts is pd.NaT:
-        raise DataError(f"--asof {asof!r}: not a date")
+    ts = parse_date(asof, "--asof")
     first = min(d.frame.index[0] for d in datas)
     if ts < first:
-        raise DataError(f"--asof {asof}: before the first bar ({format_timestamp(first)})")
+        raise DataError(f"--asof {format_timestamp(ts)}: before the first bar "
+                        f"({format_timestamp(first)})")
     return ts
 
 

@@ -41,6 +41,7 @@ from engine.cache import FoldCache
 from engine.config import Config, validate_universe
 from engine.decisions import decide
 from engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
+from engine.runio import format_timestamp
 from engine.walk_forward import _fold_cache_key, folds_for, prepare
 from strategies.strategy import Strategy
 
@@ -316,6 +317,8 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
         cut_dates = _cut_dates(datas, full, cfg, cuts)
         steps = len(cut_dates) * 2 + 1
         done = 0
+        if progress is not None:
+            progress(0, steps)
         for c, cut in enumerate(cut_dates):
             for mode in ("truncated", "perturbed"):
                 asof = None
@@ -347,7 +350,7 @@ def run_audit(datas: Sequence[PriceData] | PriceData, cfg: Config, *, cuts: int 
                                                           x["column"]))
     used_trims = usable_trims(datas, trims)
     return AuditReport(leaks=[_jsonable(x) for x in ordered_leaks],
-                       cuts=[c.isoformat() for c in cut_dates],
+                       cuts=[format_timestamp(c) for c in cut_dates],
                        elapsed_seconds=round(time.perf_counter() - t0, 3), thorough=thorough,
                        symbols=[d.symbol for d in datas],
                        feature_columns=list(next(iter(feats.values())).columns),
@@ -364,7 +367,7 @@ def _leak(column: str, stage: str, bar: pd.Timestamp, symbol: str, cut: pd.Times
 
 
 def _jsonable(leak: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, pd.Timestamp) else v for k, v in leak.items()}
+    return {k: format_timestamp(v) if isinstance(v, pd.Timestamp) else v for k, v in leak.items()}
 
 
 def format_table(report: AuditReport) -> str:

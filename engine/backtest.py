@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 import platform
 import time
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -18,19 +19,29 @@ from typing import Any
 
 import pandas as pd
 
+from data.dates import is_daily
 from data.loader import PriceData
 from data.sources import load_sources
+from data.universe import check_universe
 from engine.cache import FoldCache
 from engine.config import Config, validate_universe
 from engine.decisions import decide
 from engine.errors import UserError
 from engine.params import execution_params
-from engine.runio import check_out_dir, clean_json, date_format, dumps, staged_run, write_atomic
+from engine.runio import (
+    check_out_dir,
+    clean_json,
+    date_format,
+    dumps,
+    format_timestamp,
+    staged_run,
+    write_atomic,
+)
 from reports.cross_section import ic_summary, quantile_returns
 from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
-from strategies.execution import buy_and_hold_returns, execute
+from strategies.execution import buy_and_hold_returns, execute, untraded
 from strategies.result import BacktestResult
 from strategies.strategy import Strategy, closed_out
 
@@ -58,10 +69,8 @@ def load_data(sources: Sequence[str | PriceData], options: Any = None) -> list[P
     specs = [str(s) for s in sources if not isinstance(s, PriceData)]
     if specs:
         datas += load_sources(specs, options)
-    names = [d.symbol for d in datas]
-    dup = sorted({n for n in names if names.count(n) > 1})
-    if dup:
-        raise UserError(f"symbol names must be unique (repeated: {', '.join(dup)})")
+    if len(specs) < len(sources):  # price data given as objects: checked with the files' symbols
+        check_universe(datas)
     return datas
 
 
@@ -127,10 +136,15 @@ def symbol_spans(datas: Sequence[PriceData], predictions: pd.DataFrame) -> list[
     for d in datas:
         rows = predictions[predictions["symbol"] == d.symbol]["date"]
         info = d.describe()
+        daily = is_daily(d.frame.index)
+
+        def stamp(ts: Any, daily: bool = daily) -> str | None:
+            return None if ts is None or pd.isna(ts) else format_timestamp(pd.Timestamp(ts), daily)
+
         out.append({"symbol": d.symbol, "first_bar": info["first_date"], "last_bar": info["last_date"],
-                    "first_decision": rows.min().isoformat() if len(rows) else None,
-                    "last_decision": rows.max().isoformat() if len(rows) else None,
-                    "closed_out": ended.get(d.symbol)})
+                    "first_decision": stamp(rows.min()) if len(rows) else None,
+                    "last_decision": stamp(rows.max()) if len(rows) else None,
+                    "closed_out": stamp(ended.get(d.symbol))})
     return out
 
 
@@ -138,13 +152,15 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
                  out_dir: str | Path | None = None, *, quiet: bool = True,
                  cache_dir: str | Path | None = None, engine: str = "backtrader", jobs: int = 1,
                  scheduler: str | None = None, data_options: Any = None,
+                 stage: Callable[[str], None] | None = None,
                  strategy: Strategy | None = None) -> BacktestRun:
     """Walk-forward, trade and score; write the outputs to ``out_dir`` when given.
 
     ``out_dir`` is checked before any training (see :func:`engine.runio.check_out_dir`)
-    and replaced as a whole when the run succeeds. ``strategy``: a rule written as code
-    (default: the config's rule). ``jobs``/``scheduler``: run the
-    symbols' walk-forwards in local processes or on Dask.
+    and replaced as a whole when the run succeeds. ``jobs``/``scheduler``: run the
+    symbols' walk-forwards in local processes or on Dask. ``stage(what)`` is told when the
+    walk-forward is done and trading (and writing) begins. ``strategy``: a rule written as
+    code (default: the config's rule).
     """
     t0 = time.perf_counter()
     if out_dir is not None:
@@ -164,10 +180,15 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
                                   "decisions")
     datas = [d for d in datas if d.symbol in traded]
     t_wf = time.perf_counter() - t0
+    if stage is not None:
+        stage("trading and writing the report" if out_dir is not None else "trading")
     prices = {d.symbol: d.frame for d in datas}
     ppy = decided.periods_per_year
     predictions = ordered(decided.predictions)
     result = execute(prices, predictions, execution_params(cfg), engine=engine)
+    never = untraded(predictions, result.trades)
+    for sym, why in never.items():
+        warnings.warn(f"{sym}: {why}", stacklevel=2)
     benchmark = buy_and_hold_returns(prices, pd.DatetimeIndex(result.equity["date"]))
     summary = score_run(predictions, models, result, benchmark, ppy, cfg)
     summary["config"] = cfg.to_dict()
@@ -176,6 +197,8 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     summary["model_scope"] = cfg.model.scope
     if excluded:
         summary["excluded_symbols"] = excluded  # symbol -> why it has no forecasts
+    if never:
+        summary["untraded_symbols"] = never  # symbol -> why its targets sent no order
     summary["signal_rule"] = (signal_rule(cfg) if strategy is None or not strategy.custom
                               else f"strategy written as code: {strategy!r}")
     summary["folds"] = int(len(folds))

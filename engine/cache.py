@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from engine.defaults import DEFAULT_CACHE  # noqa: F401 - re-exported
 from engine.runio import write_atomic
 
 MAGIC = b"LSTMKNN-FOLD-1\n"
@@ -33,9 +34,6 @@ SUFFIX = ".fold"  # entries of the older, checksum-less ``.pt`` format are never
 _DIGEST = hashlib.sha256().digest_size
 
 Check = Callable[[dict[str, Any]], str | None]
-
-
-DEFAULT_CACHE = ".lstmknn_cache"  # the fold cache of the command line and the Python API
 
 
 class CacheWarning(UserWarning):

@@ -189,7 +189,10 @@ INT_BOUNDS = {
     "regime.vol_window": (2, 100_000), "signal.top_k": (1, 100_000),
     "signal.bottom_k": (0, 100_000), "signal.buffer": (0, 100_000),
     "signal.max_replace": (0, 100_000),
+    "walk_forward.train_window": (2, 10_000_000), "walk_forward.step": (1, 10_000_000),
+    "walk_forward.gap": (0, 10_000_000), "walk_forward.horizon": (1, 100_000),
 }
+MAX_LOOKBACK = 100_000
 _CUSTOM_REF = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -282,7 +285,7 @@ def validate(cfg: Config) -> None:
     _require(wf.gap >= 0, f"`walk_forward.gap` must be >= 0 (got {wf.gap})")
     _require(wf.horizon >= 1, f"`walk_forward.horizon` must be >= 1 (got {wf.horizon})")
     for lb in cfg.lookbacks:
-        _require(lb >= 1, f"`lstm.lookback` must be >= 1 (got {lb})")
+        _require(1 <= lb <= MAX_LOOKBACK, f"`lstm.lookback` must be in [1, {MAX_LOOKBACK}] (got {lb})")
         _require(
             wf.train_window > lb,
             f"`walk_forward.train_window` must be > `lstm.lookback` (got {wf.train_window} <= {lb})",

@@ -9,9 +9,11 @@ leading bars its values need to stop depending on where the data starts with
 an attribute ``warmup`` (an int, or a dict column -> int); the audit's
 recursive check compares values only after it.
 
-What comes back is validated: same index, numeric, no infinities, finite
-after each column's warm-up (its first finite row), no constant column. A
-problem is one line naming the function and the column.
+What comes back is validated: same index, unique column names, numeric, no
+infinities, within +-1e15 (the float32 training must not overflow), finite after
+each column's warm-up (its first finite row), no constant column. A problem is
+one line naming the function and the column. Whatever a user's module prints goes
+to stderr, and ``sys.exit()`` inside it is a failure like any other.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from contextvars import ContextVar
 from dataclasses import dataclass
 from functools import lru_cache
@@ -36,8 +38,12 @@ import pandas as pd
 from data.errors import DataError
 from data.features import FEATURE_NAMES, SETTLE_WARMUP, build_features, warmup_rows
 from engine.config import ConfigError, FeaturesConfig
+from engine.runio import format_timestamp
 
 Panel = Mapping[str, pd.DataFrame]
+# Largest |value| of a feature: the LSTM's scaler squares deviations in float32 (max 3.4e38)
+# and sums them over every training row, so values stay far below 1e19.
+MAX_ABS = 1e15
 OWNER_ATTR = "feature_owner"  # frame.attrs key: custom column -> the reference that made it
 _LENIENT: ContextVar[bool] = ContextVar("lenient_features", default=False)
 
@@ -73,12 +79,15 @@ def _import(module: str, ref: str) -> Any:
     if added:
         sys.path.insert(0, cwd)
     try:
-        return importlib.import_module(module)
+        with user_code():
+            return importlib.import_module(module)
     except ImportError as exc:
         raise ConfigError(f"`features.custom` {ref}: cannot import {module} ({exc}); modules are "
                           "looked up in the current directory and PYTHONPATH") from None
-    except Exception as exc:  # the user's module failed while importing
-        raise ConfigError(f"`features.custom` {ref}: importing {module} failed: {_one_line(exc)}") from None
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # the user's module failed (or exited) while importing
+        raise ConfigError(f"`features.custom` {ref}: importing {module} {_failure(exc)}") from None
     finally:
         if added and cwd in sys.path:
             sys.path.remove(cwd)
@@ -93,6 +102,33 @@ def _source_sha(module: Any, func: Callable[..., Any]) -> str:
         return hashlib.sha256(inspect.getsource(func).encode()).hexdigest()
     except (OSError, TypeError):
         return hashlib.sha256(repr(func).encode()).hexdigest()
+
+
+def _bars(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 0
+
+
+def _valid_warmup(warmup: Any) -> bool:
+    """An int >= 0, or a dict of column names to ints >= 0."""
+    if isinstance(warmup, dict):
+        return all(isinstance(c, str) and _bars(v) for c, v in warmup.items())
+    return _bars(warmup)
+
+
+@contextmanager
+def user_code() -> Iterator[None]:
+    """Around every call into a user's module: what it prints goes to stderr, so the
+    machine-readable output on stdout (``audit --json``, ``signal --format json``) stays
+    clean."""
+    with redirect_stdout(sys.stderr):
+        yield
+
+
+def _failure(exc: BaseException) -> str:
+    """One line on what a user's code raised (``sys.exit(3)`` included)."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({exc.code!r})"
+    return f"failed: {_one_line(exc)}{_where(exc)}"
 
 
 @lru_cache(maxsize=256)
@@ -114,8 +150,9 @@ def resolve_one(ref: str) -> CustomFeature:
     if not params or len(required) > 2:
         raise ConfigError(f"`features.custom` {ref}: must take (prices) or (prices, panel)")
     warmup = getattr(func, "warmup", None)
-    if warmup is not None and not isinstance(warmup, (int, dict)):
-        raise ConfigError(f"`features.custom` {ref}: attribute warmup must be an int or a dict")
+    if warmup is not None and not _valid_warmup(warmup):
+        raise ConfigError(f"`features.custom` {ref}: attribute warmup must be a number of bars "
+                          f"(an int >= 0) or a dict column name -> int >= 0 (got {warmup!r:.80})")
     return CustomFeature(ref, func, len(params) >= 2, _source_sha(module, func), warmup)
 
 
@@ -156,13 +193,14 @@ def validate(out: Any, prices: pd.DataFrame, ref: str, *, strict: bool = True) -
             detail = f"{len(out.index)} rows, the price frame has {len(prices.index)}"
         else:
             pos = int(np.flatnonzero(out.index != prices.index)[0])
-            detail = f"row {pos} is {out.index[pos]}, the price frame has {prices.index[pos]}"
+            detail = (f"row {pos} is {out.index[pos]}, the price frame has "
+                      f"{format_timestamp(prices.index[pos])}")
         raise DataError(f"custom feature {ref}: index does not match the price frame's ({detail})")
     cols: dict[str, np.ndarray] = {}
     for col in out.columns:
         if not isinstance(col, str) or not col:
             raise DataError(f"custom feature {ref}: column {col!r} must be named by a non-empty string")
-        if col in cols:
+        if col in cols or (out.columns == col).sum() > 1:
             raise DataError(f"custom feature {ref}: column {col} appears twice")
         series = out[col]
         if not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)):
@@ -170,15 +208,24 @@ def validate(out: Any, prices: pd.DataFrame, ref: str, *, strict: bool = True) -
         values = series.to_numpy(dtype=float, na_value=np.nan)
         if np.isinf(values).any():
             pos = int(np.flatnonzero(np.isinf(values))[0])
-            raise DataError(f"custom feature {ref}: column {col} is infinite at {prices.index[pos]}")
+            raise DataError(f"custom feature {ref}: column {col} is infinite at "
+                            f"{format_timestamp(prices.index[pos])}")
+        huge = np.flatnonzero(np.abs(np.nan_to_num(values)) > MAX_ABS)
+        if huge.size:
+            pos = int(huge[0])
+            raise DataError(f"custom feature {ref}: column {col} is {values[pos]:.3g} at "
+                            f"{format_timestamp(prices.index[pos])}; feature values must stay within "
+                            f"+-{MAX_ABS:g} to be scaled and trained in float32 (rescale it, e.g. "
+                            "take a log or a ratio)")
         finite = np.isfinite(values)
         if not finite.any():
             raise DataError(f"custom feature {ref}: column {col} has no finite value")
         first = int(np.argmax(finite))
         if strict and not finite[first:].all():
             pos = first + int(np.argmin(finite[first:]))
-            raise DataError(f"custom feature {ref}: column {col} is NaN at {prices.index[pos]}, after "
-                            f"its warm-up ended at {prices.index[first]} (a value that is missing "
+            raise DataError(f"custom feature {ref}: column {col} is NaN at "
+                            f"{format_timestamp(prices.index[pos])}, after its warm-up ended at "
+                            f"{format_timestamp(prices.index[first])} (a value that is missing "
                             "at the end usually reads rows after the bar)")
         rest = values[first:][finite[first:]]
         if strict and rest.size > 1 and np.all(rest == rest[0]):
@@ -211,9 +258,12 @@ def compute_custom(prices: pd.DataFrame, refs: Iterable[str], panel: Panel | Non
         else:
             args = (prices.copy(),)
         try:
-            out = feature.func(*args)
-        except Exception as exc:  # the user's code failed: one line, with where
-            raise DataError(f"custom feature {feature.ref} failed: {_one_line(exc)}{_where(exc)}") from None
+            with user_code():
+                out = feature.func(*args)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # the user's code failed or exited: one line, with where
+            raise DataError(f"custom feature {feature.ref} {_failure(exc)}") from None
         frame = validate(out, prices, feature.ref, strict=strict and not _LENIENT.get())
         for col in frame.columns:
             if col in seen:

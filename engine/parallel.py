@@ -22,6 +22,7 @@ gives the same answer.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import time
@@ -203,6 +204,26 @@ def _require_tls() -> None:
 
 
 @contextmanager
+def quiet_dask_logs(level: int = logging.ERROR) -> Iterator[None]:
+    """Dask's own loggers (``distributed.*``) show only ``level`` and above for the block.
+
+    Closing our local cluster makes each nanny warn "Worker process still alive after 4.0
+    seconds, killing", which says nothing to a user of ``--scheduler local``, ``--quiet``
+    or not; errors still show."""
+    names = ["distributed", *(n for n in logging.root.manager.loggerDict
+                              if n.startswith("distributed."))]
+    saved = {n: logging.getLogger(n).level for n in names}
+    for n, old in saved.items():
+        if n == "distributed" or logging.NOTSET < old < level:
+            logging.getLogger(n).setLevel(level)
+    try:
+        yield
+    finally:
+        for n, old in saved.items():
+            logging.getLogger(n).setLevel(old)
+
+
+@contextmanager
 def local_cluster(workers: int = 2) -> Iterator[Any]:
     """A TLS-secured ``LocalCluster`` on 127.0.0.1: ``workers`` processes of 1 thread, no dashboard.
 
@@ -212,25 +233,27 @@ def local_cluster(workers: int = 2) -> Iterator[Any]:
     ``security=cluster.security``. Its workers keep glibc's default (adaptive)
     malloc thresholds: Dask's default ``MALLOC_TRIM_THRESHOLD_`` makes torch
     training about 2x slower. The variables the nanny exports into this process
-    (``OMP_NUM_THREADS=1``, ...) are undone.
+    (``OMP_NUM_THREADS=1``, ...) are undone, and Dask's loggers show errors only
+    (:func:`quiet_dask_logs`).
     """
     distributed = _import_distributed()
     _require_tls()
     import dask
 
     saved = dict(os.environ)
-    try:
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
-            cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                security=True, dashboard_address=None,  # its bare HTTP endpoint: a free loopback port
-                scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
-    finally:
-        _restore_environ(saved)
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    with quiet_dask_logs():
+        try:
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                    security=True, dashboard_address=None,  # bare HTTP endpoint: a free loopback port
+                    scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+        finally:
+            _restore_environ(saved)
+        try:
+            yield cluster
+        finally:
+            cluster.close()
 
 
 def _restore_environ(saved: dict[str, str]) -> None:
@@ -319,6 +342,8 @@ def run_tasks(tasks: Sequence[Task], *, jobs: int = 1, scheduler: str | None = N
     with progress_bar(progress, desc=label, unit="task") as bar, \
             _backend(p, _large_args(tasks) if p.mode == "dask" else []) as parallel:
         calls = (joblib.delayed(_call)(t.key, threads, t.fn, *t.args, **t.kwargs) for t in tasks)
+        if bar is not None:
+            bar(0, len(tasks))
         for outcome in parallel(calls):
             done[outcome.key] = outcome
             if bar is not None:

@@ -57,6 +57,7 @@ from engine.folds import Fold, bars_needed, make_folds
 from engine.models.knn import KNNRegressor
 from engine.models.lstm import MODEL_VERSION
 from engine.regime import classify, fit_threshold
+from engine.runio import format_timestamp
 from engine.seeding import derive_seed
 from engine.walk_forward import (
     NonFiniteForecastError,
@@ -335,10 +336,10 @@ def _check_finite(uni: Universe, fold: Fold, cfg: Config, lstm_pred: np.ndarray,
         bad = ~np.isfinite(pred)
         if bad.any():
             i = test[int(np.argmax(bad))]
-            day = uni.dates[uni.pos[i]].isoformat()
+            day = format_timestamp(uni.dates[uni.pos[i]])
             raise NonFiniteForecastError(
-                f"pooled fold {fold.index} (trained {uni.dates[fold.train_start].isoformat()} to "
-                f"{uni.dates[fold.train_end - 1].isoformat()}): the {name} forecast NaN or inf "
+                f"pooled fold {fold.index} (trained {format_timestamp(uni.dates[fold.train_start])} "
+                f"to {format_timestamp(uni.dates[fold.train_end - 1])}): the {name} forecast NaN or inf "
                 f"for {int(bad.sum())} of {len(pred)} rows (first: {uni.symbols[uni.sym[i]]} at "
                 f"{day}); stopping rather than trading them. Check that window's prices for "
                 "degenerate values")
@@ -412,6 +413,8 @@ def _fold_outputs(uni: Universe, folds: list[Fold], cfg: Config, cache: FoldCach
     if cfg.lstm.threads:
         torch.set_num_threads(cfg.lstm.threads)
     outputs = []
+    if progress is not None:
+        progress(0, len(folds))
     try:
         states: dict[int, dict] | None = None
         for k, fold in enumerate(folds):

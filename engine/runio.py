@@ -64,10 +64,14 @@ def dumps(value: Any, indent: int | None = 2) -> str:
     return json.dumps(clean_json(value), indent=indent, allow_nan=False, default=str)
 
 
-def format_timestamp(ts: pd.Timestamp) -> str:
-    """ISO date for a bar at midnight, full ISO timestamp otherwise (round-trips exactly)."""
+def format_timestamp(ts: pd.Timestamp, daily: bool | None = None) -> str:
+    """The one rule for a bar's time in text and JSON: ``YYYY-MM-DD`` for daily bars, full
+    ISO ``YYYY-MM-DDTHH:MM:SS`` for intraday ones (round-trips exactly). ``daily`` says which
+    the series is; unknown (None), a bar at midnight counts as daily."""
     ts = pd.Timestamp(ts)
-    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
+    if daily is None:
+        daily = ts == ts.normalize()
+    return ts.strftime("%Y-%m-%d") if daily and ts == ts.normalize() else ts.isoformat()
 
 
 def date_format(*columns: Any) -> str | None:
@@ -85,11 +89,29 @@ def date_format(*columns: Any) -> str | None:
 
 # ----------------------------------------------------------------------------- files
 
+def umask() -> int:
+    """The process's file-creation mask (read without changing it where Linux allows)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_atomic(path: str | Path, content: str | bytes) -> Path:
-    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename."""
+    """Write ``content`` to ``path`` through a temporary file in the same folder and a rename.
+
+    The file gets the mode any tool's new file gets (0666 less the umask: 0644 under umask
+    022), not the 0600 of a temporary file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as f:
             f.write(content.encode() if isinstance(content, str) else content)
             f.flush()
@@ -228,6 +250,7 @@ def staged_run(target: str | Path, kind: str) -> Iterator[Path]:
     check_out_dir(target, kind)
     stage = Path(tempfile.mkdtemp(prefix=f"{_STAGE}{target.name}-{os.getpid()}-",
                                   dir=target.parent))
+    os.chmod(stage, 0o777 & ~umask())  # a run folder like any new folder, not mkdtemp's 0700
     try:
         yield stage
         mark(stage, kind)

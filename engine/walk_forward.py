@@ -20,6 +20,7 @@ from data.errors import TooLittleDataError
 from data.features import first_valid_row, next_return, realized_volatility
 from engine.cache import FoldCache, fold_key
 from engine.config import Config, ConfigError
+from engine.errors import NonFiniteForecastError
 from engine.feature_set import feature_frame, feature_set_id
 from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
@@ -27,11 +28,8 @@ from engine.models import KNNRegressor, LSTMRegressor, params_from
 from engine.models.lstm import MODEL_VERSION, resolve_device
 from engine.progress import Progress
 from engine.regime import classify, fit_threshold
+from engine.runio import format_timestamp
 from engine.seeding import derive_seed
-
-
-class NonFiniteForecastError(ValueError):
-    """A model forecast NaN or inf for some bars of a fold: such forecasts are never traded."""
 
 
 @dataclass
@@ -192,19 +190,14 @@ def check_forecasts(prep: Prepared, fold: Fold, cfg: Config, lstm_preds: list[np
         if bad.any():
             ix = prep.index
             raise NonFiniteForecastError(
-                f"fold {fold.index} (trained {_when(ix[fold.train_start])} to "
-                f"{_when(ix[fold.train_end - 1])}, testing {_when(ix[fold.test_start])} to "
-                f"{_when(ix[fold.test_end - 1])}): the {name} forecast NaN or inf for "
+                f"fold {fold.index} (trained {format_timestamp(ix[fold.train_start])} to "
+                f"{format_timestamp(ix[fold.train_end - 1])}, testing {format_timestamp(ix[fold.test_start])} to "
+                f"{format_timestamp(ix[fold.test_end - 1])}): the {name} forecast NaN or inf for "
                 f"{int(bad.sum())} of {len(pred)} bars (first at "
-                f"{_when(ix[fold.test_start + int(np.argmax(bad))])}); stopping rather than trading "
+                f"{format_timestamp(ix[fold.test_start + int(np.argmax(bad))])}); stopping rather than trading "
                 "them. Check that window's prices for degenerate values (e.g. a jump that "
                 "overflows float32)"
             )
-
-
-def _when(ts: pd.Timestamp) -> str:
-    """A bar's time: the date alone at midnight, else the full timestamp."""
-    return ts.strftime("%Y-%m-%d") if ts == ts.normalize() else ts.isoformat()
 
 
 def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
@@ -287,6 +280,8 @@ def _fit_folds(prep: Prepared, folds: list[Fold], first: int, cfg: Config,
             states[j] = st
         start = j + 1
     total = len(folds) - start
+    if progress is not None:
+        progress(0, total)
     for n, k in enumerate(range(start, len(folds)), 1):
         states[k] = (cached(k) if k >= first else None) or fit(k)
         if progress is not None:

@@ -35,3 +35,16 @@ def execute(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, params: 
     from strategies.bt_engine import run_backtrader  # backtrader loads only when used
 
     return run_backtrader(prices, targets, params)
+
+
+def untraded(predictions: pd.DataFrame, trades: pd.DataFrame) -> dict[str, str]:
+    """Symbols with non-zero targets that never got an order, and why (never silent)."""
+    active = predictions[predictions["target"].fillna(0.0) != 0.0]
+    ordered = set(trades["symbol"].astype(str)) if len(trades) else set()
+    out = {}
+    for sym, rows in active.groupby("symbol", sort=True):
+        if str(sym) not in ordered:
+            out[str(sym)] = (f"{len(rows)} non-zero target(s) but no order: an order needs a bar "
+                             "of the symbol at the decision and at the next bar of the joint "
+                             "calendar")
+    return out

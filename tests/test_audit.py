@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -98,6 +99,12 @@ def test_report_serialises_and_prints_a_table(leaky_report):
     assert len(out["cuts"]) == 3
     table = format_table(leaky_report)
     assert table.startswith("audit: LEAK") and "next_ret" in table and "feature" in table
+
+
+def test_dates_in_the_json_report_are_plain_dates_for_daily_bars(leaky_report):
+    out = leaky_report.to_json()
+    dates = [*out["cuts"], *(x["first_bar"] for x in out["leaks"]), *(x["cut"] for x in out["leaks"] if x.get("cut"))]
+    assert dates and all(re.fullmatch(r"\d{4}-\d{2}-\d{2}", d) for d in dates), dates
 
 
 @pytest.mark.parametrize("method", ["regime", "fixed", "regime_learned", "stacking"])

@@ -144,3 +144,22 @@ def test_a_pooled_rank_traded_universe_keeps_the_contract_and_the_twin_agrees(sm
                  "--quiet", "--no-cache"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model_scope"] == "pooled" and "fused" in summary["cross_section"]
+
+
+def test_symbol_spans_write_daily_bars_as_dates_and_intraday_bars_with_their_time(sp500):
+    from data.prices import PriceData
+    from engine.backtest import symbol_spans
+
+    early, late = sp500.iloc[:10], sp500.iloc[:12]
+    pred = pd.DataFrame({"date": [*early.index[5:], *late.index[5:]],
+                         "symbol": ["a"] * 5 + ["b"] * 7})
+    spans = symbol_spans([PriceData("a", early, "a.csv", ""), PriceData("b", late, "b.csv", "")],
+                         pred)
+    assert spans[0] == {"symbol": "a", "first_bar": "1999-01-04", "last_bar": "1999-01-15",
+                        "first_decision": "1999-01-11", "last_decision": "1999-01-15",
+                        "closed_out": "1999-01-15"}
+    hours = pd.DatetimeIndex(pd.date_range("2021-01-04 22:00", periods=4, freq="h"), name="date")
+    spans = symbol_spans([PriceData("h", sp500.iloc[:4].set_axis(hours), "h.csv", "")],
+                         pd.DataFrame({"date": hours[2:], "symbol": "h"}))
+    assert spans[0]["first_decision"] == "2021-01-05T00:00:00"
+    assert spans[0]["last_bar"] == "2021-01-05T01:00:00"

@@ -182,3 +182,90 @@ def test_cuda_requested_on_a_machine_without_it_is_a_one_line_error(tmp_path, sm
     assert r.returncode == 2 and "cuda" in r.stderr.lower()
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
     assert not out.exists()
+
+
+HEAVY = ("torch", "sklearn", "matplotlib", "backtrader", "quantstats", "pandas", "distributed")
+
+
+def test_building_the_parser_loads_no_heavy_dependency():
+    code = ("import sys, engine.cli as c; c.build_parser(); "
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
+def test_help_and_version_answer_without_importing_torch():
+    code = ("import sys\nfrom engine.cli import main\nfor a in (['--help'], ['backtest', '--help'], "
+            "['paper', 'step', '--help'], ['--version']):\n"
+            "    try:\n        main(a)\n    except SystemExit:\n        pass\n"
+            "print('torch' in sys.modules, 'sklearn' in sys.modules, file=sys.stderr)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stderr.strip().splitlines()[-1] == "False False"
+
+
+def test_the_sweeps_rank_choices_are_the_rankings_it_knows():
+    from engine.cli.sweep import RANKS
+    from engine.sweep.ranking import RANKINGS
+
+    assert sorted(RANKS) == sorted(RANKINGS)
+
+
+@pytest.mark.parametrize("wait", ["nan", "inf", "-1", "1e300"])
+def test_paper_step_refuses_a_wait_that_is_not_a_sane_number_of_seconds(tmp_path, wait, capsys):
+    rc = main(["paper", "step", "--account", "demo", "--root", str(tmp_path), "--wait", wait])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--wait must be a number of seconds from 0 to" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", ["--until", "--accept-revisions-from"])
+def test_paper_dates_that_could_be_day_or_month_first_are_refused(tmp_path, option, capsys):
+    rc = main(["paper", "step", "--account", "demo", "--root", str(tmp_path), option, "03/02/2017"])
+    err = capsys.readouterr().err
+    assert rc == 2 and f"{option} '03/02/2017': could be day-first or month-first" in err
+
+
+def test_asof_follows_dayfirst_and_date_format_like_the_data():
+    from engine.cli import build_parser
+    from engine.cli.common import date_arg
+
+    def asof(*flags: str) -> pd.Timestamp:
+        args = build_parser().parse_args(["signal", "--data", "sp500", *flags])
+        return date_arg(args.asof, "--asof", args)
+
+    assert asof("--asof", "03/02/2017", "--dayfirst") == pd.Timestamp("2017-02-03")
+    assert asof("--asof", "03/02/2017", "--no-dayfirst") == pd.Timestamp("2017-03-02")
+    assert asof("--asof", "03.02.2017", "--date-format", "%d.%m.%Y") == pd.Timestamp("2017-02-03")
+    assert asof("--asof", "2017-02-03", "--date-format", "%d.%m.%Y") == pd.Timestamp("2017-02-03")
+    assert asof() is None
+
+
+def test_signal_with_an_ambiguous_asof_is_one_line(capsys):
+    rc = main(["signal", "--data", "sp500", "--asof", "03/02/2017"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "could be day-first or month-first" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_report_on_a_missing_folder_says_there_is_no_such_folder(tmp_path):
+    r = run_cli("report", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "no such folder" in r.stderr
+
+
+def test_a_symbol_with_too_little_history_is_left_out_and_named_in_summary_and_stderr(
+        tmp_path, sp500, cfg_file, capsys):
+    from tests.helpers import write_csv
+
+    long = write_csv(sp500.iloc[:420], tmp_path / "long.csv")
+    short = write_csv(sp500.iloc[300:400], tmp_path / "short.csv")  # 100 rows < train_window
+    out = tmp_path / "run"
+    assert main(["backtest", "--data", str(long), str(short), "--config", str(cfg_file),
+                 "--out", str(out), "--engine", "vectorized", "--no-cache"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert list(summary["excluded_symbols"]) == ["short"]
+    assert "too little data" in summary["excluded_symbols"]["short"]
+    assert [s["symbol"] for s in summary["symbols"]] == ["long"]
+    err = capsys.readouterr().err
+    assert "1 symbol(s) left out" in err and "short: too little data" in err
+    assert "walk-forward done; trading and writing the report ..." in err

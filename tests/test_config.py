@@ -112,6 +112,17 @@ def test_resource_fields_are_bounded_with_the_range_in_the_error(key, bad, good)
         from_dict({"lstm": {key: bad}})
 
 
+@pytest.mark.parametrize(
+    ("key", "bad"),
+    [("step", 9223372036854775807), ("train_window", 2**62), ("gap", 10**12), ("horizon", 10**9)],
+)
+def test_walk_forward_sizes_are_bounded_so_huge_ints_are_one_line(key, bad):
+    with pytest.raises(ConfigError, match=rf"`walk_forward\.{key}` must be in \[\d+, \d+\] \(got {bad}\)"):
+        from_dict({"walk_forward": {key: bad}})
+    with pytest.raises(ConfigError, match=r"`lstm\.lookback` must be in \[1, 100000\]"):
+        from_dict({"lstm": {"lookback": 10**12}})
+
+
 def test_new_sections_default_to_the_old_behaviour_and_cost_rate_adds_both_costs():
     cfg = Config()
     assert cfg.features.include is None and cfg.features.custom == []

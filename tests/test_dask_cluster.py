@@ -135,3 +135,25 @@ def test_the_local_cluster_without_cryptography_is_a_one_line_error(monkeypatch)
     monkeypatch.setitem(sys.modules, "cryptography", None)
     with pytest.raises(UserError, match=r"needs the `cryptography` package: pip install 'lstmknn\[dask\]'"):
         run_tasks([Task("k", os.getpid)], scheduler="local")
+
+
+def test_the_local_cluster_shows_dask_errors_only_while_it_runs_and_closes(monkeypatch):
+    pytest.importorskip("cryptography")
+    import logging
+
+    seen = []
+
+    class Cluster:
+        def __init__(self, **kwargs):
+            seen.append(logging.getLogger("distributed.nanny").isEnabledFor(logging.WARNING))
+
+        def close(self):  # where the nanny warns "Worker process still alive after 4.0 seconds"
+            seen.append(logging.getLogger("distributed.nanny").isEnabledFor(logging.WARNING))
+            seen.append(logging.getLogger("distributed.nanny").isEnabledFor(logging.ERROR))
+
+    monkeypatch.setattr(distributed, "LocalCluster", Cluster)
+    before = logging.getLogger("distributed").level
+    with local_cluster(workers=2):
+        pass
+    assert seen == [False, False, True]
+    assert logging.getLogger("distributed").level == before

@@ -34,7 +34,8 @@ def test_column_names_are_case_insensitive(tmp_path):
         (GOOD, "Date,Open,High,Low,Volume\n", "missing column(s) close"),
         (["2020-01-02,10,11,9,10.5,100", "yesterday,10,11,9,10,1"], HEADER, "line 3: unparseable date"),
         ([GOOD[0], GOOD[0]], HEADER, "line 3: duplicate date"),
-        ([GOOD[1], GOOD[0]], HEADER, "line 3: date 2020-01-02"),
+        ([GOOD[1], GOOD[0]], HEADER, "line 3: date 2020-01-02 is before the previous row's "
+                                     "2020-01-03 (dates must"),
         ([GOOD[0], "2020-01-03,10,11,9,,5"], HEADER, "line 3: column close is not a finite number"),
         ([GOOD[0], "2020-01-03,10,11,9,inf,5"], HEADER, "column close is not a finite number"),
         ([GOOD[0], "2020-01-03,10,11,9,0,5"], HEADER, "line 3: close must be > 0"),

@@ -65,6 +65,13 @@ def test_bad_reference_is_a_config_error(ref, message):
     ("return 3", "returned int"),
     ("raise KeyError('adj_close')", r"failed: KeyError: 'adj_close' \(bad_feats\.py:3\)"),
     ("return prices['close'].pct_change().rename('ret_1')", "ret_1 is already defined by the built-in"),
+    ("import pandas as pd; return pd.concat([prices['close'].rename('x')] * 2, axis=1)",
+     "column x appears twice"),
+    ("return (prices['close'] * 1e300).rename('x')",
+     r"column x is 1\.23e\+303 at 1999-01-04; feature values must stay within \+-1e\+15"),
+    ("import sys; sys.exit(3)", r"f called sys.exit\(3\)"),
+    ("import sys; sys.exit()", r"f called sys.exit\(None\)"),
+    ("raise BaseException('boom')", r"failed: BaseException: boom \(bad_feats\.py:3\)"),
 ])
 def test_bad_output_is_one_line_naming_the_function_and_column(sp500, user_module, body, message):
     name = user_module("bad_feats", f"""
@@ -74,6 +81,37 @@ def test_bad_output_is_one_line_naming_the_function_and_column(sp500, user_modul
     with pytest.raises((DataError, ConfigError), match=message) as err:
         feature_frame(sp500.iloc[:50], FeaturesConfig(custom=[f"{name}:f"]))
     assert f"{name}:f" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("warmup", ["'abc'", "{'mom': 'abc'}", "-1", "True", "{1: 5}"])
+def test_a_bad_warmup_declaration_is_one_config_line(user_module, warmup):
+    name = user_module("bad_warmup", f"""
+        def f(prices):
+            return prices['close'].pct_change().rename('mom')
+        f.warmup = {warmup}
+    """)
+    with pytest.raises(ConfigError, match=r"bad_warmup:f: attribute warmup must be a number"):
+        resolve_one(f"{name}:f")
+
+
+def test_what_a_feature_prints_goes_to_stderr_not_stdout(sp500, user_module, capsys):
+    name = user_module("chatty", """
+        print("importing chatty")
+
+        def f(prices):
+            print("computing", len(prices))
+            return prices['close'].pct_change().rename('chat')
+    """)
+    compute_custom(sp500.iloc[:50], [f"{name}:f"])
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "importing chatty" in err and "computing 50" in err
+
+
+def test_a_module_that_exits_while_importing_is_one_config_line(user_module):
+    name = user_module("exits", "import sys\nsys.exit(4)\n")
+    with pytest.raises(ConfigError, match=r"importing exits called sys.exit\(4\)"):
+        resolve_one(f"{name}:f")
 
 
 def test_panel_aware_feature_sees_every_symbol(sp500):

@@ -15,7 +15,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 CORE = ("engine.config", "engine.errors", "engine.folds", "engine.regime", "engine.fusion",
-        "engine.cache", "engine.seeding", "engine.walk_forward", "engine.models",
+        "engine.cache", "engine.defaults", "engine.seeding", "engine.walk_forward", "engine.models",
         "engine.feature_set", "engine.pooled", "engine.progress", "engine.runio")
 UPPER = ("engine.backtest", "engine.asof", "engine.forecasts", "engine.decisions", "engine.params", "engine.sweep", "engine.paper",
          "engine.cli", "engine.audit", "engine.parallel", "engine.devtools")

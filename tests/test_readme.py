@@ -44,6 +44,12 @@ def test_the_two_quick_start_commands_are_the_ones_ci_runs():
     assert "install -q -e . && " in ci and "script -qec" in ci  # README-exact venv, in a terminal
 
 
+def test_the_report_viewing_command_opens_the_run_the_quick_start_writes():
+    page = re.search(r"check_report_in_browser\.py\s+(\S+)/tearsheet\.html", README)
+    out = re.search(r"lstmknn backtest --out (\S+)", blocks("bash")[0])
+    assert page and out and page.group(1) == out.group(1)
+
+
 def api_section() -> str:
     return README[README.index("## Python API"):README.index("## Layout")]
 

@@ -157,3 +157,21 @@ def test_daily_timestamps_are_written_as_dates_and_intraday_ones_keep_their_time
 def test_the_marker_names_the_kind_of_run(tmp_path):
     write_run(tmp_path / "r", "x")
     assert json.loads((tmp_path / "r" / MARKER).read_text())["kind"] == "backtest"
+
+
+@pytest.mark.parametrize(("mask", "folder", "file"), [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
+                                                      (0o002, 0o775, 0o664)])
+def test_run_folders_and_their_files_follow_the_umask_like_any_tool(tmp_path, mask, folder, file):
+    from engine.runio import write_atomic
+
+    old = os.umask(mask)
+    try:
+        with staged_run(tmp_path / "run", "backtest") as stage:
+            write_atomic(stage / "summary.json", "{}")
+            (stage / "predictions.csv").write_text("date\n")
+    finally:
+        os.umask(old)
+    run = tmp_path / "run"
+    assert run.stat().st_mode & 0o777 == folder
+    for name in ("summary.json", "predictions.csv", MARKER):
+        assert (run / name).stat().st_mode & 0o777 == file, name

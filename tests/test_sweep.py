@@ -157,3 +157,16 @@ def _toml(d: dict) -> str:
             lines.append(f"[{section}]")
             lines += [f"{k} = {json.dumps(v)}" for k, v in values.items() if v is not None]
     return "\n".join(lines) + "\n"
+
+
+def test_task_keys_of_symbols_that_differ_only_in_unsafe_characters_differ(sp500):
+    from types import SimpleNamespace
+
+    from data.prices import PriceData
+    from engine.sweep.store import task_key
+
+    variant = SimpleNamespace(config_id="c0ffee")
+    keys = {task_key(s, variant, [PriceData(s, sp500.iloc[:5], "f.csv", "ab" * 32)])
+            for s in ("^GSPC", "_GSPC", "=GSPC")}
+    assert len(keys) == 3 and task_key("SPY", variant, [PriceData("SPY", sp500, "f", "ab" * 32)]) \
+        == "SPY-c0ffee-abababab"

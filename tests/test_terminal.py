@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import pytest
@@ -29,6 +30,11 @@ def test_backtest_and_report_work_in_a_terminal_and_draw_progress(setup, size):
                                   "--out", str(out), "--no-cache"], size=size)
     check(rc, screen)
     assert "small folds" in screen  # the progress bar drew on the terminal
+    first = screen[screen.index("small folds"):].split("\r")[0]
+    assert re.search(r"small folds: +0%\|.*\| 0/\d+ ", first), first  # the total from frame one
+    after = screen[screen.rindex("small folds"):]
+    assert "walk-forward done; trading and writing the report ..." in after
+    assert re.search(r"lstmknn: done \(\d+\.\ds\)", after)
     check(*run_in_terminal([*LSTMKNN, "report", str(out)]))
 
 

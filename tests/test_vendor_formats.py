@@ -57,11 +57,11 @@ def test_yfinance_history_across_dst_gives_the_naive_frame(tmp_path, spx):
     pd.testing.assert_frame_equal(load_one(p), spx)
 
 
-def test_daily_bars_at_a_constant_local_close_time_keep_that_wall_clock(tmp_path, spx):
+def test_daily_bars_at_a_constant_local_close_time_are_put_on_their_local_date(tmp_path, spx):
     p = tmp_path / "close_time.csv"
     idx = (spx.index + pd.Timedelta(hours=16)).tz_localize("Europe/Berlin")
     titled(spx, idx).to_csv(p)
-    assert (load_one(p).index == spx.index + pd.Timedelta(hours=16)).all()
+    assert (load_one(p).index == spx.index).all()
 
 
 def test_intraday_bars_with_offsets_become_utc_instants_across_the_fall_back_hour(tmp_path, spx):

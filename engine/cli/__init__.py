@@ -1,4 +1,8 @@
-"""The ``lstmknn`` command line: one module per command, parsing and printing only."""
+"""The ``lstmknn`` command line: one module per command, parsing and printing only.
+
+Building the parser imports no heavy dependency (torch, scikit-learn, pandas, ...): each
+command imports what it runs inside its ``cmd_*`` function, so ``--help`` and
+``--version`` answer at once."""
 
 from __future__ import annotations
 
@@ -10,8 +14,7 @@ from collections.abc import Sequence
 from importlib import metadata
 
 from engine.cli import audit, backtest, bench, paper, report, signal, sweep
-from engine.errors import USER_ERRORS
-from engine.walk_forward import NonFiniteForecastError
+from engine.errors import USER_ERRORS, NonFiniteForecastError
 
 COMMANDS = (backtest, report, signal, paper, sweep, audit, bench)
 DESCRIPTION = ("Walk-forward LSTM + KNN fusion backtests, as-of signals and paper trading. "

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.audit import format_table, run_audit
-from engine.backtest import load_data
 from engine.cli.common import (
     add_cache,
     add_config,
@@ -16,8 +14,6 @@ from engine.cli.common import (
     load_options,
 )
 from engine.errors import UserError
-from engine.progress import progress_bar
-from engine.runio import clean_json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
+    from engine.audit import format_table, run_audit
+    from engine.backtest import load_data
+    from engine.progress import progress_bar
+    from engine.runio import clean_json
+
     cfg = config_from_args(args)
     if args.cuts < 1:
         raise UserError(f"--cuts must be >= 1 (got {args.cuts})")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 
-from engine.backtest import RUN_KIND, run_backtest
 from engine.cli.common import (
     add_cache,
     add_config,
@@ -15,7 +15,6 @@ from engine.cli.common import (
     config_from_args,
     load_options,
 )
-from engine.runio import check_out_dir
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -49,13 +48,25 @@ def forecast_lines(summary: dict) -> str:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
+    from engine.backtest import RUN_KIND, run_backtest
+    from engine.runio import check_out_dir
+
     cfg = config_from_args(args)
     action = check_out_dir(args.out, RUN_KIND)
+    started: list[float] = []
+
+    def stage(what: str) -> None:
+        started.append(time.perf_counter())
+        print(f"lstmknn: walk-forward done; {what} ...", file=sys.stderr, flush=True)
+
     run = run_backtest(args.data or ["sp500"], cfg, args.out, quiet=args.quiet,
                        cache_dir=cache_dir(args), engine=args.engine, jobs=args.jobs,
-                       scheduler=args.scheduler, data_options=load_options(args))
+                       scheduler=args.scheduler, data_options=load_options(args),
+                       stage=None if args.quiet else stage)
     s = run.summary
     if not args.quiet:
+        if started:
+            print(f"lstmknn: done ({time.perf_counter() - started[0]:.1f}s)", file=sys.stderr)
         print(forecast_lines(s), file=sys.stderr)
     st, bm = s["strategy"], s["benchmark"]
 

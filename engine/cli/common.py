@@ -5,12 +5,16 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from data.options import LoadOptions
-from engine.cache import DEFAULT_CACHE, FoldCache
 from engine.config import Config, load_config, with_overrides
+from engine.defaults import DEFAULT_CACHE
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from engine.cache import FoldCache
 DATA_HELP = ("bundled name (sp500, msft, us20, sp500_members), NAME=path, CSV file or folder; "
              "several may follow one --data, and --data may repeat")
 
@@ -81,6 +85,19 @@ def load_options(args: argparse.Namespace) -> LoadOptions:
                        symbol_column=getattr(args, "symbol_column", None))
 
 
+def date_arg(text: str | None, option: str, args: argparse.Namespace | None = None
+             ) -> pd.Timestamp | None:
+    """A date option (``--asof``, ``--until``, ...) read by the data's rule
+    (:func:`data.dates.parse_date`), with ``--dayfirst``/``--date-format`` where the command
+    has them; None when not given."""
+    from data.dates import parse_date
+
+    if text is None:
+        return None
+    return parse_date(text, option, dayfirst=getattr(args, "dayfirst", None),
+                      date_format=getattr(args, "date_format", None))
+
+
 def cache_dir(args: argparse.Namespace, default: str | None = DEFAULT_CACHE) -> str | None:
     if getattr(args, "no_cache", False):
         return None
@@ -88,5 +105,7 @@ def cache_dir(args: argparse.Namespace, default: str | None = DEFAULT_CACHE) -> 
 
 
 def fold_cache(args: argparse.Namespace) -> FoldCache | None:
+    from engine.cache import FoldCache  # torch: loaded by the commands that train only
+
     root = cache_dir(args)
     return FoldCache(Path(root)) if root else None

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
-from engine.cli.common import add_cache, add_config, config_from_args
+from engine.cli.common import add_cache, add_config, config_from_args, date_arg
 from engine.cli.signal import format_records
 from engine.errors import UserError
-from engine.paper.runner import (
-    account_status,
-    export_signals,
-    init_account,
-    result_dict,
-    status_text,
-    step_account,
-    step_summary,
-    write_account_report,
-)
 
 ROOT_HELP = ("accounts folder (default ./paper_accounts or $LSTMKNN_PAPER_ROOT; a symbolic link "
              "is used only when named here or in the variable)")
@@ -78,6 +69,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--since", metavar="DATE", help="only signals on or after this date/time")
 
 
+def _date_text(text: str | None, option: str) -> str | None:
+    """A date option read by the data's rule (``03/02/2017`` refused as ambiguous), passed on
+    as ISO text. (engine.paper.runner._parse_date should call data.dates.parse_date itself,
+    for Python-API callers; left to the paper branch.)"""
+    from engine.runio import format_timestamp
+
+    ts = date_arg(text, option)
+    return None if ts is None else format_timestamp(ts)
+
+
+MAX_WAIT = 1e6  # seconds (11.6 days)
+
+
+def _wait(seconds: float) -> float:
+    if not math.isfinite(seconds) or not 0 <= seconds <= MAX_WAIT:
+        raise UserError(f"--wait must be a number of seconds from 0 to {MAX_WAIT:g} "
+                        f"(got {seconds!r})")
+    return seconds
+
+
 def _cache_arg(args: argparse.Namespace) -> str | None:
     """``""`` for --no-cache, a folder from --cache or $LSTMKNN_CACHE, None for the default."""
     if args.no_cache:
@@ -86,6 +97,8 @@ def _cache_arg(args: argparse.Namespace) -> str | None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
+    from engine.paper.runner import init_account
+
     cfg = config_from_args(args)
     text = ""
     if args.config:
@@ -93,7 +106,8 @@ def cmd_init(args: argparse.Namespace) -> int:
             text = Path(args.config).read_text()
         except OSError as exc:  # pragma: no cover - load_config read it a moment ago
             raise UserError(f"--config {args.config}: {exc.strerror}") from None
-    acct = init_account(args.root, args.account, args.data, cfg, text, start=args.start,
+    acct = init_account(args.root, args.account, args.data, cfg, text,
+                        start=_date_text(args.start, "--start"),
                         cache=_cache_arg(args))
     print(f"created paper account {acct['name']}: {acct['symbol']} from {acct['data_source']}, "
           f"cash {acct['cash']:,.2f}, config {acct['config_hash']}")
@@ -101,8 +115,13 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    res = step_account(args.root, args.account, until=args.until, wait=args.wait,
-                       progress=not args.quiet, accept_revisions_from=args.accept_revisions_from)
+    from engine.paper.runner import result_dict, step_account, step_summary
+
+    wait = _wait(args.wait)
+    res = step_account(args.root, args.account, until=_date_text(args.until, "--until"),
+                       wait=wait, progress=not args.quiet,
+                       accept_revisions_from=_date_text(args.accept_revisions_from,
+                                                        "--accept-revisions-from"))
     if args.json:
         print(json.dumps(result_dict(res)))
     elif not args.quiet:
@@ -111,18 +130,24 @@ def cmd_step(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from engine.paper.runner import account_status, status_text
+
     st = account_status(args.root, args.account)
     print(json.dumps(st, indent=2) if args.json else status_text(st))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from engine.paper.runner import write_account_report
+
     print(f"wrote {write_account_report(args.root, args.account, args.out, fast=args.fast)}")
     return 0
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
-    records = export_signals(args.root, args.account, args.since)
+    from engine.paper.runner import export_signals
+
+    records = export_signals(args.root, args.account, _date_text(args.since, "--since"))
     if records:
         sys.stdout.write(format_records(records, args.format))
     return 0

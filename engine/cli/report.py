@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from engine.backtest import rebuild_report
+from engine.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,5 +17,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from engine.backtest import rebuild_report
+
+    if not Path(args.run_dir).is_dir():
+        raise UserError(f"{args.run_dir}: no such folder" if not Path(args.run_dir).exists()
+                        else f"{args.run_dir}: not a folder")
     print(f"wrote {rebuild_report(args.run_dir)}")
     return 0

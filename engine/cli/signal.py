@@ -9,13 +9,12 @@ import json
 import sys
 from typing import Any
 
-from engine.asof import signal_records
-from engine.backtest import load_data
 from engine.cli.common import (
     add_cache,
     add_config,
     add_data,
     config_from_args,
+    date_arg,
     fold_cache,
     load_options,
 )
@@ -45,9 +44,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
+    from engine.asof import signal_records
+    from engine.backtest import load_data
+
     cfg = config_from_args(args)
+    asof = date_arg(args.asof, "--asof", args)
     datas = load_data(args.data, load_options(args))
-    records = signal_records(datas, cfg, args.asof, cache=fold_cache(args),
+    records = signal_records(datas, cfg, asof, cache=fold_cache(args),
                              account_value=args.account_value, quiet=args.quiet)
     for r in records:
         if r["warning"]:

@@ -38,6 +38,8 @@ class TaskStore:
 def task_key(symbol: str, variant: Variant, datas: Sequence[PriceData]) -> str:
     """Stable key of a symbol (or the universe) x configuration (data content included)."""
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", symbol)
+    if safe != symbol:  # ^GSPC and _GSPC must not share a file
+        safe += "_" + hashlib.sha256(symbol.encode()).hexdigest()[:6]
     if len(datas) == 1:
         return f"{safe}-{variant.config_id}-{datas[0].sha256[:8]}"
     content = hashlib.sha256("".join(d.symbol + "\0" + d.sha256 for d in datas).encode())
