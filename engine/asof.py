@@ -150,6 +150,7 @@ def records_at(decided: Decisions, datas: Sequence[PriceData], cfg: Config,
     pred = decided.predictions
     folds = decided.forecasts.folds
     value = account_value if account_value is not None else cfg.execution.cash
+    end = pred["date"].max()  # the last bar of the universe cut at ``when``
     records = []
     for d in datas:
         rows = pred[pred["symbol"] == d.symbol]
@@ -165,6 +166,8 @@ def records_at(decided: Decisions, datas: Sequence[PriceData], cfg: Config,
         rec = signal_record(row, d.symbol, cfg.hash(), data_hash(d.frame, pos), pos + 1)
         stale = bool(row["date"] < when)
         weight = float(row["target"]) if np.isfinite(row["target"]) else 0.0
+        if row["date"] < end:  # its bars ended before the others': the exchange closed it out
+            weight = 0.0
         close = float(d.frame["close"].iloc[pos])
         rec.update(
             decided_at=rec["asof"], for_bar=d.fills, last_close=close, stale=stale,

@@ -62,8 +62,10 @@ def assert_signal_is_the_backtest(datas, cfg, cache, pred: pd.DataFrame) -> None
             assert rec["asof"] == row["date"].strftime("%Y-%m-%d"), (when, symbol)
             assert rec["fused"] == row["fused"], (when, symbol)
             assert rec["target"] == row["target"], (when, symbol)
-            # the weight held after the decision: the last target (0 once closed out)
-            assert rec["weight"] == (row["target"] if np.isfinite(row["target"]) else 0.0)
+            # the weight held after the decision: the last target, 0 once the exchange closed
+            # the symbol out (its bars ended before the others')
+            held = row["target"] if np.isfinite(row["target"]) else 0.0
+            assert rec["weight"] == (0.0 if row["date"] < upto["date"].max() else held)
             assert rec["stale"] == (row["date"] < when)
 
 
