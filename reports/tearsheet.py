@@ -70,9 +70,14 @@ def quantstats_html(
     periods_per_year: float,
     title: str,
     rf: float = 0.0,
-    match_dates: bool = True,
 ) -> str:
     """The quantstats 0.0.86 HTML tearsheet as a string (PNG figures, no display).
+
+    quantstats runs with ``match_dates=False``: its default starts both series at
+    the later of their first non-zero returns, which drops the strategy's flat
+    first bars and the benchmark's returns over them, so its buy-and-hold figures
+    would cover a shorter span than ``summary.json``'s and the models section's.
+    Here every figure covers the same bars: ``returns.index`` (the decision span).
 
     Runs with warnings silenced (pandas 3 ``Pandas4Warning`` on ``rename(inplace=)``,
     matplotlib 3.11 deprecations), the ``Arial`` font-fallback log muted, rcParams
@@ -102,7 +107,7 @@ def quantstats_html(
                     output=str(out),
                     periods_per_year=int(round(periods_per_year)),
                     figfmt="png",
-                    match_dates=match_dates,
+                    match_dates=False,  # one span: see the docstring
                     strategy_title=returns.name or "Strategy",
                     benchmark_title=None if benchmark is None else benchmark.name,
                 )
@@ -153,7 +158,6 @@ def write_tearsheet(
     target_model: str = "fused",
     y: str = "y_true",
     rf: float = 0.0,
-    match_dates: bool = True,
     n_trials: int = 1,
     benchmark_label: str = "Benchmark",
 ) -> Path:
@@ -182,7 +186,7 @@ def write_tearsheet(
     note = "quantstats tearsheet skipped (fast path)."
     if use_quantstats:
         try:
-            page = quantstats_html(r, b, ppy, title, rf=rf, match_dates=match_dates)
+            page = quantstats_html(r, b, ppy, title, rf=rf)
         except Exception as exc:  # noqa: BLE001 - report must still be written
             log.warning("quantstats tearsheet failed, writing models report only: %r", exc)
             note = f"quantstats tearsheet failed: {type(exc).__name__}: {exc}"

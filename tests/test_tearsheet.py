@@ -275,3 +275,27 @@ def test_plot_functions_return_png_or_note() -> None:
     assert "no-data" in plots.plot_fold_mse(empty, MODELS)
     # positions fall back to the target column
     assert "target position" in plots.plot_positions(None, inp["predictions"])
+
+
+def _qs_metric(page: str, label: str) -> tuple[str, str]:
+    """(benchmark, strategy) cells of a row of quantstats' key-metrics table."""
+    m = re.search(rf"<tr><td>{re.escape(label)}</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    assert m, f"no {label} row"
+    return m.group(1), m.group(2)
+
+
+def test_quantstats_shows_the_same_buy_and_hold_span_and_figures_as_the_summary(
+    tmp_path: Path,
+) -> None:
+    from reports.trading_metrics import strategy_metrics
+
+    inputs = _inputs(300)
+    inputs["returns"].iloc[:20] = 0.0  # the strategy is flat on its first bars
+    page = write_tearsheet(tmp_path / "span.html", periods_per_year=252.0, title="S",
+                           benchmark_label="Buy & hold SPY", **inputs).read_text(encoding="utf-8")
+    idx = inputs["returns"].index
+    assert f"{idx[0]:%d %b, %Y}".lstrip("0") in page.split("</h1>")[0]
+    assert "matched dates" not in page
+    bench = strategy_metrics(inputs["benchmark"], 252.0)
+    assert _qs_metric(page, "Cumulative Return")[0] == f"{bench['total_return'] * 100:.2f}%"
+    assert _qs_metric(page, "Sharpe")[0] == f"{bench['sharpe']:.2f}"
