@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 from reports.forecast_metrics import forecast_values, per_group_table
 from reports.trading_metrics import drawdown_series
@@ -401,18 +401,45 @@ def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | N
     return fig_to_img(fig, alt)
 
 
-def plot_costs(trades: pd.DataFrame | None) -> str:
-    """Cumulative commission paid over time."""
+def costs_figure(trades: pd.DataFrame | None) -> Figure | None:
+    """Cumulative costs over time; None without a ``commission`` column.
+
+    Costs are commission plus slippage (``|fill price - open| * size``): with a
+    ``slippage`` column the figure draws commission, slippage and their total,
+    each labelled with its final amount; without one it draws the commission
+    alone and its title says slippage was not recorded.
+    """
     if trades is None or trades.empty or "commission" not in trades.columns:
-        return no_data("costs")
-    t = trades.assign(date=pd.to_datetime(trades["date"])).sort_values("date")
-    paid = pd.to_numeric(t["commission"], errors="coerce").fillna(0.0).abs().cumsum()
+        return None
+    t = trades.assign(date=pd.to_datetime(trades["date"])).sort_values("date", kind="stable")
+
+    def paid(col: str) -> np.ndarray:
+        return pd.to_numeric(t[col], errors="coerce").fillna(0.0).abs().cumsum().to_numpy()
+
+    lines = [("commission", paid("commission"), "tab:blue", "-")]
+    if "slippage" in t.columns:
+        lines.append(("slippage", paid("slippage"), "tab:orange", "-"))
+        lines.insert(0, ("total costs", lines[0][1] + lines[1][1], "black", "-"))
+        title = "Cumulative costs paid: commission + slippage"
+    else:
+        title = "Cumulative commission paid (slippage not recorded)"
 
     def draw(ax):
-        ax.step(t["date"], paid.to_numpy(), where="post", lw=1.2)
-        ax.set_title("Cumulative costs paid")
+        for label, values, color, style in lines:
+            ax.step(t["date"], values, where="post", lw=1.6 if label == "total costs" else 1.1,
+                    color=color, ls=style, label=f"{label} ({values[-1]:,.0f})")
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.set_ylabel("account currency")
+        ax.set_title(title)
+        ax.legend(loc="upper left", fontsize=8)
 
-    return _plot(draw, "cumulative costs")
+    return _build(draw)
+
+
+def plot_costs(trades: pd.DataFrame | None) -> str:
+    """Cumulative costs paid over time (see :func:`costs_figure`)."""
+    fig = costs_figure(trades)
+    return no_data("costs") if fig is None else fig_to_img(fig, "cumulative costs")
 
 
 def model_figures(

@@ -114,20 +114,36 @@ def ic_as_text(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def trades_summary(trades: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Counts by status x side, plus totals (trades, commission)."""
+    """Counts by status x side, plus totals: trades, commission, slippage (NaN when
+    the trades do not record it) and costs (commission + slippage; NaN likewise)."""
     if trades is None or trades.empty:
-        return pd.DataFrame(), {"trades": 0.0, "total_commission": 0.0}
+        return pd.DataFrame(), {"trades": 0.0, "total_commission": 0.0, "slippage": 0.0,
+                                "costs": 0.0}
     status = trades["status"].astype(str) if "status" in trades else pd.Series("all", trades.index)
     side = trades["side"].astype(str) if "side" in trades else pd.Series("all", trades.index)
     counts = pd.crosstab(
         status.rename("status"), side.rename("side"), margins=True, margins_name="total"
     )
-    commission = (
-        float(pd.to_numeric(trades["commission"], errors="coerce").abs().sum())
-        if "commission" in trades
-        else math.nan
-    )
-    return counts, {"trades": float(len(trades)), "total_commission": commission}
+
+    def paid(col: str) -> float:
+        if col not in trades:
+            return math.nan
+        return float(pd.to_numeric(trades[col], errors="coerce").fillna(0.0).abs().sum())
+
+    commission, slippage = paid("commission"), paid("slippage")
+    return counts, {"trades": float(len(trades)), "total_commission": commission,
+                    "slippage": slippage, "costs": commission + slippage}
+
+
+def costs_sentence(totals: Mapping[str, float]) -> str:
+    """"N orders; costs X = commission Y + slippage Z." (commission alone, said so,
+    when the trades do not record slippage)."""
+    n = int(totals["trades"])
+    if math.isfinite(totals.get("slippage", math.nan)):
+        return (f"{n} orders; costs {_money(totals['costs'])} = commission "
+                f"{_money(totals['total_commission'])} + slippage {_money(totals['slippage'])}.")
+    return (f"{n} orders, total commission {_money(totals['total_commission'])} "
+            "(slippage not recorded for these trades).")
 
 
 def performance_table(
@@ -228,8 +244,7 @@ def models_section(
     counts, totals = trades_summary(trades)
     parts += [
         "<h3>Trades</h3>",
-        f'<p class="note">{int(totals["trades"])} orders, total commission '
-        f"{_money(totals['total_commission'])}.</p>",
+        f'<p class="note">{esc(costs_sentence(totals))}</p>',
         table_html(counts),
     ]
     for title, frame in (extra_tables or {}).items():

@@ -144,3 +144,13 @@ def test_a_pooled_rank_traded_universe_keeps_the_contract_and_the_twin_agrees(sm
                  "--quiet", "--no-cache"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model_scope"] == "pooled" and "fused" in summary["cross_section"]
+
+
+def test_costs_in_the_summary_and_trades_csv_are_commission_plus_slippage(small_cfg, small_csv, tmp_path):
+    run = run_backtest([str(small_csv)], small_cfg, tmp_path / "run")
+    st, res = run.summary["strategy"], run.result
+    assert st["commission_paid"] == pytest.approx(res.trades["commission"].sum())
+    assert st["slippage_cost"] == pytest.approx(res.slippage_cost) and st["slippage_cost"] > 0
+    assert st["costs"] == pytest.approx(st["commission_paid"] + st["slippage_cost"])
+    saved = pd.read_csv(tmp_path / "run" / "trades.csv")
+    assert saved["slippage"].sum() == pytest.approx(st["slippage_cost"])

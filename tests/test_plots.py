@@ -171,3 +171,15 @@ def test_quantile_bars_share_the_size_and_fonts_of_the_ic_figure() -> None:
     # the same settings as the models section's figures
     equity = plots._build(lambda ax: (ax.set_title("t"), ax.set_ylabel("y"), ax.plot([0, 1])))
     assert _font_sizes(quant) == _font_sizes(equity)
+
+
+def test_cumulative_costs_draw_commission_slippage_and_their_total() -> None:
+    dates = pd.bdate_range("2022-01-03", periods=4)
+    trades = pd.DataFrame({"date": dates, "commission": [1.0, 2.0, 0.0, 3.0],
+                           "slippage": [0.5, 0.5, 0.0, 1.0]})
+    fig = _rendered(plots.costs_figure(trades))
+    final = {ln.get_label().split(" (")[0]: ln.get_ydata()[-1] for ln in _data_lines(fig)}
+    assert final == pytest.approx({"total costs": 8.0, "commission": 6.0, "slippage": 2.0})
+    only = _rendered(plots.costs_figure(trades.drop(columns="slippage")))
+    assert "slippage not recorded" in only.axes[0].get_title()
+    assert [ln.get_label().split(" (")[0] for ln in _data_lines(only)] == ["commission"]
