@@ -30,6 +30,7 @@ from reports.cross_section import ic_summary, quantile_returns
 from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
+from reports.verdict import forecast_verdict
 from strategies.execution import buy_and_hold_returns, execute
 from strategies.result import BacktestResult
 from strategies.strategy import closed_out
@@ -169,6 +170,7 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     benchmark = buy_and_hold_returns(prices, pd.DatetimeIndex(result.equity["date"]))
     summary = score_run(predictions, models, result, benchmark, ppy, cfg)
     summary["config"] = cfg.to_dict()
+    summary["verdict"] = clean_json(forecast_verdict(summary))
     summary["data"] = [d.describe() for d in datas] if len(datas) > 1 else datas[0].describe()
     summary["symbols"] = symbol_spans(datas, predictions)
     summary["model_scope"] = cfg.model.scope
@@ -258,7 +260,8 @@ def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models:
                            predictions.dropna(subset=["y_true"]), models, trades, positions,
                            equity, summary["periods_per_year"],
                            f"lstmknn walk-forward: {name}", extra_tables=extra,
-                           n_trials=n_trials, benchmark_label=label)
+                           n_trials=n_trials, benchmark_label=label,
+                           verdict=forecast_verdict(summary)["lines"])
 
 
 RUN_FILES = ["summary.json", "predictions.csv", "equity.csv", "trades.csv", "positions.csv",

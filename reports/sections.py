@@ -34,6 +34,9 @@ border-bottom:1px solid #eee}
 #lstmknn-models table.lk thead th{background:#eee;font-weight:700}
 #lstmknn-models img{width:100%;max-width:960px}
 #lstmknn-models .note{color:#555}
+#lstmknn-models .verdict{background:#f6f6f6;border-left:4px solid #348dc1;padding:6px 12px;
+margin:0 0 16px}
+#lstmknn-models .verdict p{margin:4px 0}
 """
 
 
@@ -189,8 +192,10 @@ def models_section(
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
     n_trials: int = 1,
     benchmark_label: str = "Benchmark",
+    verdict: Sequence[str] | None = None,
 ) -> str:
-    """The whole "Models" ``<div>`` (with its own ``<style>``).
+    """The whole "Models" ``<div>`` (with its own ``<style>``), opening with the
+    ``verdict`` sentences (:func:`reports.verdict.forecast_verdict`) when given.
 
     ``n_trials``: configurations tried (``report.n_trials``), for the deflated
     Sharpe ratio, as in ``summary.json``. ``benchmark_label`` names the benchmark
@@ -202,6 +207,10 @@ def models_section(
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1 (got {n_trials})")
     parts = [f"<style>{SECTION_CSS}</style>", '<div id="lstmknn-models">', "<h2>Models</h2>"]
+    if verdict:
+        first, *rest = verdict
+        parts.append('<div class="verdict"><p><b>' + esc(first) + "</b></p>"
+                     + "".join(f"<p>{esc(line)}</p>" for line in rest) + "</div>")
     parts.append(
         f'<p class="note">Annualisation factor: <b>{periods_per_year:g}</b> periods per year '
         f"({esc(ppy_source)}). Sharpe ratios in PSR/DSR are per period; the deflated "

@@ -160,6 +160,7 @@ def write_tearsheet(
     rf: float = 0.0,
     n_trials: int = 1,
     benchmark_label: str = "Benchmark",
+    verdict: Sequence[str] | None = None,
 ) -> Path:
     """Write one offline HTML file and return its path.
 
@@ -173,6 +174,8 @@ def write_tearsheet(
     ``n_trials`` is the number of configurations tried (``report.n_trials``), used
     by the deflated Sharpe ratio exactly as in ``summary.json``. ``benchmark_label``
     names the benchmark everywhere on the page (e.g. "Buy & hold sp500").
+    ``verdict``: the sentences of :func:`reports.verdict.forecast_verdict`, shown
+    at the top of the models section.
     """
     path = Path(path)
     raw = returns if returns is not None else _returns_from_equity(equity)
@@ -211,6 +214,7 @@ def write_tearsheet(
         extra_tables=extra_tables,
         n_trials=n_trials,
         benchmark_label=benchmark_label,
+        verdict=verdict,
     )
     page = _TITLE.sub(f"<title>{html.escape(title)}</title>", page, count=1)
     page = make_offline(_insert_before_body_end(page, section))

@@ -154,3 +154,14 @@ def test_costs_in_the_summary_and_trades_csv_are_commission_plus_slippage(small_
     assert st["costs"] == pytest.approx(st["commission_paid"] + st["slippage_cost"])
     saved = pd.read_csv(tmp_path / "run" / "trades.csv")
     assert saved["slippage"].sum() == pytest.approx(st["slippage_cost"])
+
+
+def test_the_summary_stores_the_verdict_the_page_and_cli_print(small_cfg, small_csv):
+    from reports.verdict import forecast_verdict
+
+    run = run_backtest([str(small_csv)], small_cfg)
+    verdict = run.summary["verdict"]
+    assert verdict["lines"] == forecast_verdict(run.summary)["lines"]
+    assert verdict["headline"].startswith(("Edge:", "No edge:"))
+    assert {c["against"] for c in verdict["comparisons"]} == {
+        "zero", "train_mean", "persistence", "lstm", "knn"}

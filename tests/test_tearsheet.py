@@ -299,3 +299,13 @@ def test_quantstats_shows_the_same_buy_and_hold_span_and_figures_as_the_summary(
     bench = strategy_metrics(inputs["benchmark"], 252.0)
     assert _qs_metric(page, "Cumulative Return")[0] == f"{bench['total_return'] * 100:.2f}%"
     assert _qs_metric(page, "Sharpe")[0] == f"{bench['sharpe']:.2f}"
+
+
+def test_the_verdict_opens_the_models_section(tmp_path: Path) -> None:
+    lines = ["No edge: the fused forecast does not beat the zero forecast significantly.",
+             "Against the baselines, ..."]
+    text = write_model_report(tmp_path / "v.html", periods_per_year=252.0, title="V",
+                              verdict=lines, **_inputs(120)).read_text(encoding="utf-8")
+    section = text[text.index('id="lstmknn-models"'):]
+    assert section.index("<b>No edge: the fused forecast") < section.index("<h3>")
+    assert "<p>Against the baselines, ...</p>" in section
