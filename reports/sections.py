@@ -177,6 +177,41 @@ def performance_table(
     return pd.DataFrame(cols)
 
 
+PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "exposure"}
+RATIO_METRICS = {"sharpe", "sortino", "calmar"}
+MONEY_METRICS = {"total_commission", "slippage_cost", "costs"}
+COUNT_METRICS = {"n_periods", "n_trades"}
+
+
+def format_metric(name: str, value: object) -> str:
+    """One cell of the performance table, in the units quantstats uses for the same
+    quantity: returns, volatility, drawdown and exposure in percent (2 decimals),
+    Sharpe/Sortino/Calmar to 2 decimals, costs in money, counts as integers; PSR,
+    DSR and the rest to 4 significant digits. Undefined values read "–"."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "–"
+    if name in PERCENT_METRICS:
+        return f"{v * 100:.2f}%"
+    if name in RATIO_METRICS:
+        return f"{v:.2f}"
+    if name in MONEY_METRICS:
+        return f"{v:,.2f}"
+    if name in COUNT_METRICS:
+        return f"{v:,.0f}"
+    return _fmt(v)
+
+
+def performance_html(table: pd.DataFrame) -> str:
+    """:func:`performance_table` as HTML, each row in its own units (:func:`format_metric`)."""
+    shown = pd.DataFrame({c: [format_metric(k, v) for k, v in table[c].items()]
+                          for c in table.columns}, index=table.index)
+    return shown.to_html(classes="lk", border=0, escape=True)
+
+
 def models_section(
     returns: pd.Series,
     benchmark: pd.Series | None,
@@ -220,12 +255,14 @@ def models_section(
     )
     parts += [
         "<h3>Performance</h3>",
-        table_html(
+        performance_html(
             performance_table(
                 returns, benchmark, periods_per_year, positions, trades, equity, n_trials,
                 benchmark_label,
             )
         ),
+        '<p class="note">Costs = commission + slippage (fill price against the bar\'s '
+        "open); turnover: traded notional per year over mean equity.</p>",
     ]
     parts += [
         "<h3>Forecast accuracy (out of sample)</h3>",

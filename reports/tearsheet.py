@@ -16,6 +16,7 @@ import pandas as pd
 from reports.offline import make_offline
 from reports.periods import resolve_periods_per_year
 from reports.qs_charts import replace_quantstats_charts
+from reports.qs_tables import replace_quantstats_tables
 from reports.sections import models_section
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,8 @@ def quantstats_html(
     matplotlib 3.11 deprecations), the ``Arial`` font-fallback log muted, rcParams
     restored afterwards (quantstats sets ``font.family='Arial'`` at import) and any
     pyplot figure it leaves open closed. Then the page is corrected: the charts
-    quantstats draws wrongly are redrawn (:mod:`reports.qs_charts`), the header
+    quantstats draws wrongly are redrawn (:mod:`reports.qs_charts`), its wrong
+    tables and metric rows replaced (:mod:`reports.qs_tables`), the header
     shows the benchmark's name as given (quantstats upper-cases it) and the
     "CAGR﹪" label loses the U+FE6A glyph no page font has.
     """
@@ -121,10 +123,11 @@ def quantstats_html(
         label = html.escape(str(benchmark.name))
         page = page.replace(f"Benchmark: {str(benchmark.name).upper()}", f"Benchmark: {label}", 1)
     page = page.replace("\ufe6a", "")
-    return replace_quantstats_charts(
-        page, returns, benchmark, strategy_label,
-        str(benchmark.name) if benchmark is not None else "Benchmark",
-    )
+    bench_label = str(benchmark.name) if benchmark is not None else "Benchmark"
+    page = replace_quantstats_charts(page, returns, benchmark, strategy_label, bench_label,
+                                     periods_per_year)
+    return replace_quantstats_tables(page, returns, benchmark, strategy_label, bench_label,
+                                     periods_per_year)
 
 
 def _insert_before_body_end(page: str, fragment: str) -> str:

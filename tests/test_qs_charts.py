@@ -53,8 +53,11 @@ def test_eoy_without_benchmark_draws_one_bar_per_year() -> None:
 
 def test_percent_axes_label_five_percent_as_five_percent() -> None:
     r = _returns()
+    months = pd.Series([-0.105, -0.08, -0.05, 0.0, 0.03, 0.06, 0.08] * 2,
+                       index=pd.date_range("2010-01-31", periods=14, freq="ME"))
     for fig, axis in (
         (qs_charts.monthly_distribution_figure(r, _returns(seed=2)), "x"),
+        (qs_charts.monthly_distribution_figure(months), "x"),  # ticks every 2.5 %
         (qs_charts.return_quantiles_figure(r), "y"),
         (qs_charts.eoy_figure(r), "y"),
     ):
@@ -64,7 +67,7 @@ def test_percent_axes_label_five_percent_as_five_percent() -> None:
         ticks = ax.get_xticks() if axis == "x" else ax.get_yticks()
         for value, label in zip(ticks, get(), strict=True):
             shown = float(label.get_text().replace("\u2212", "-").rstrip("%"))
-            assert shown == pytest.approx(value * 100, abs=0.5), (axis, value, label)
+            assert shown == pytest.approx(value * 100, abs=1e-6), (axis, value, label)
 
 
 def test_months_without_bars_are_blank_not_zero() -> None:
