@@ -98,7 +98,8 @@ def fix_metrics_table(page: str, returns: pd.Series, periods_per_year: float) ->
         notes.append(f"n/a: the run ({span_text(returns)}) does not cover the row's period")
     if changed["blank"]:
         notes.append("n/a: quantstats has no value for this run")
-    note = f'<p class="lk-note">{html.escape("; ".join(notes))}.</p>' if notes else ""
+    text = html.escape("; ".join(notes), quote=False)
+    note = f'<p class="lk-note">{text}.</p>' if notes else ""
     close = end + len("</table>")
     return page[:start] + table + page[end:close] + note + page[close:]
 

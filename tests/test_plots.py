@@ -220,3 +220,8 @@ def test_cumulative_costs_draw_commission_slippage_and_their_total() -> None:
     only = _rendered(plots.costs_figure(trades.drop(columns="slippage")))
     assert "slippage not recorded" in only.axes[0].get_title()
     assert [ln.get_label().split(" (")[0] for ln in _data_lines(only)] == ["commission"]
+
+
+def test_the_rank_ic_legend_sits_under_the_axes_not_on_the_first_bars() -> None:
+    ic = pd.Series(np.linspace(-0.3, 0.3, 60), index=pd.bdate_range("2022-01-03", periods=60))
+    _legend_clear_of_axes(_rendered(plot_ic(ic)))
