@@ -90,6 +90,7 @@ def fold_mse_table(
     order = [m for m in dict.fromkeys([*models, "zero"]) if m in wide.columns]
     wide = wide[order]
     wide.insert(0, "n", long.groupby("fold")["n"].max())
+    wide.columns.name = None  # else "model" heads the fold column
     return wide
 
 
