@@ -197,6 +197,7 @@ def alpha_regime_figure(predictions: pd.DataFrame) -> Figure | None:
                 label="volatile regime",
             )
         ax.step(dates, alpha, where="post", lw=1.0, label="alpha")
+        ax.margins(y=0.08)  # a plateau at the highest alpha stays off the frame
         ax.set_ylabel("alpha (weight of LSTM)")
         ax.set_title("Fusion weight alpha and regime")
         _legend_below(ax)
