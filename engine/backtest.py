@@ -41,6 +41,7 @@ from reports.cross_section import ic_summary, quantile_returns
 from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
 from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
 from reports.trading_metrics import strategy_metrics
+from reports.verdict import forecast_verdict
 from strategies.execution import buy_and_hold_returns, execute, untraded
 from strategies.result import BacktestResult
 from strategies.strategy import Strategy, closed_out
@@ -80,12 +81,13 @@ def score_run(predictions: pd.DataFrame, models: list[str], result: BacktestResu
     scored = predictions.dropna(subset=["y_true"])
     returns = result.returns
     strat = strategy_metrics(returns, periods_per_year, positions=result.positions,
-                             trades=result.trades, equity=result.equity)
+                             trades=result.trades_with_costs(), equity=result.equity)
     strat["probabilistic_sharpe"] = probabilistic_sharpe_ratio(returns)
     strat["deflated_sharpe"] = deflated_sharpe_ratio(returns, cfg.report.n_trials)
     strat["n_trials"] = cfg.report.n_trials
     strat["final_value"] = result.final_value
-    strat["commission_paid"] = result.costs
+    strat["costs"] = result.costs  # commission + slippage
+    strat["commission_paid"] = result.commission_paid
     strat["slippage_cost"] = result.slippage_cost
     dm = dm_table(scored, target_model="fused", against=[m for m in models if m != "fused"] + ["zero"],
                   h=cfg.walk_forward.horizon)
@@ -192,6 +194,7 @@ def run_backtest(sources: Sequence[str | PriceData], cfg: Config,
     benchmark = buy_and_hold_returns(prices, pd.DatetimeIndex(result.equity["date"]))
     summary = score_run(predictions, models, result, benchmark, ppy, cfg)
     summary["config"] = cfg.to_dict()
+    summary["verdict"] = clean_json(forecast_verdict(summary))
     summary["data"] = [d.describe() for d in datas] if len(datas) > 1 else datas[0].describe()
     summary["symbols"] = symbol_spans(datas, predictions)
     summary["model_scope"] = cfg.model.scope
@@ -241,14 +244,15 @@ def write_outputs(run: BacktestRun, out_dir: Path, cfg: Config, t0: float) -> Pa
         run.folds.to_csv(tmp / "folds.csv", index=False, date_format=fmt)
         fold_error_table(run.predictions, run.models).to_csv(tmp / "fold_errors.csv", index=False)
         run.result.equity.to_csv(tmp / "equity.csv", index=False, date_format=fmt)
-        run.result.trades.to_csv(tmp / "trades.csv", index=False, date_format=fmt)
+        trades = run.result.trades_with_costs()
+        trades.to_csv(tmp / "trades.csv", index=False, date_format=fmt)
         run.result.positions.to_csv(tmp / "positions.csv", date_format=fmt)
         run.benchmark.rename("return").to_csv(tmp / "benchmark.csv", index_label="date",
                                               date_format=fmt)
         t_rep = time.perf_counter()
         if cfg.report.tearsheet:
             write_report(tmp, run.summary, run.predictions, run.models, run.result.equity,
-                         run.result.trades, run.result.positions, run.benchmark)
+                         trades, run.result.positions, run.benchmark)
         run.summary["timings"]["report_seconds"] = round(time.perf_counter() - t_rep, 3)
         run.summary["elapsed_seconds"] = round(time.perf_counter() - t0, 3)
         write_atomic(tmp / "summary.json", dumps(run.summary))
@@ -283,7 +287,8 @@ def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models:
                            predictions.dropna(subset=["y_true"]), models, trades, positions,
                            equity, summary["periods_per_year"],
                            f"lstmknn walk-forward: {name}", extra_tables=extra,
-                           n_trials=n_trials, benchmark_label=label)
+                           n_trials=n_trials, benchmark_label=label,
+                           verdict=forecast_verdict(summary)["lines"])
 
 
 RUN_FILES = ["summary.json", "predictions.csv", "equity.csv", "trades.csv", "positions.csv",

@@ -179,7 +179,8 @@ def plot_ic(ic: pd.Series, window: int = 21, title: str = "Cross-sectional IC") 
             ax.plot(ic.index, ic.rolling(window, min_periods=max(1, window // 2)).mean().to_numpy(),
                     color="#1f4e79", lw=1.5, label=f"{window}-date mean")
             ax.axhline(float(ic.mean()), color="#c0392b", lw=1, ls="--", label=f"mean {ic.mean():.4f}")
-            ax.legend(loc="upper left", fontsize=8)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14), ncols=3, fontsize=7,
+                      frameon=False)  # under the axes: inside, it covered the first bars
         ax.axhline(0.0, color="black", lw=0.6)
         ax.set_ylabel("IC")
         ax.set_title(title)

@@ -20,7 +20,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
 
 from reports.forecast_metrics import forecast_values, per_group_table
 from reports.trading_metrics import drawdown_series
@@ -32,6 +32,17 @@ FOLD_YLIM = (0.8, 1.3)
 MAX_POSITION_LINES = 5  # more symbols: exposure summary instead of one line per symbol
 EXPOSURE_WINDOW = 21  # bars averaged in the exposure summary
 _RC = {"font.family": "DejaVu Sans", "font.size": 9, "axes.grid": True, "grid.alpha": 0.3}
+
+
+def _percent_label(value: float, _pos: object = None) -> str:
+    return f"{round(value * 100.0, 6):g}%"
+
+
+def percent_axis(axis) -> None:  # noqa: ANN001 - a matplotlib Axis
+    """Ticks at round percentages (1, 2, 5 x 10^k) labelled exactly ("2.5%", never
+    "2%" or "3%" for a tick at 2.5 %, no "10.0%")."""
+    axis.set_major_locator(MaxNLocator(nbins="auto", steps=[1, 2, 5, 10]))
+    axis.set_major_formatter(FuncFormatter(_percent_label))
 
 
 def no_data(what: str) -> str:
@@ -105,29 +116,41 @@ def _per_date(predictions: pd.DataFrame, values: dict[str, np.ndarray]) -> pd.Da
     return frame.groupby(level=0).mean().sort_index()
 
 
+def equity_figure(
+    returns: pd.Series, benchmark: pd.Series | None = None, benchmark_label: str = "benchmark"
+) -> Figure | None:
+    """Compounded cumulative return (percent) of the strategy and (optionally) the
+    benchmark, the quantity quantstats calls "Cumulative Return"; None without data."""
+    r = pd.to_numeric(returns, errors="coerce").dropna()
+    if r.empty:
+        return None
+
+    def draw(ax):
+        ax.plot(r.index, (1 + r).cumprod() - 1.0, label="strategy", lw=1.2, zorder=3)
+        if benchmark is not None and len(benchmark):
+            b = pd.to_numeric(benchmark, errors="coerce").reindex(r.index).fillna(0.0)
+            ax.plot(b.index, (1 + b).cumprod() - 1.0, label=benchmark_label, lw=1.0, alpha=0.8)
+        ax.axhline(0.0, color="black", lw=0.6)
+        percent_axis(ax.yaxis)
+        ax.set_title("Cumulative return (compounded)")
+        _legend_below(ax)
+
+    return _build(draw, FIGSIZE_UNIVERSE)
+
+
 def plot_equity(
     returns: pd.Series, benchmark: pd.Series | None = None, benchmark_label: str = "benchmark"
 ) -> str:
-    """Compounded growth of 1 for the strategy and (optionally) the benchmark."""
-    r = pd.to_numeric(returns, errors="coerce").dropna()
-    if r.empty:
-        return no_data("equity")
-
-    def draw(ax):
-        ax.plot(r.index, (1 + r).cumprod(), label="strategy", lw=1.2)
-        if benchmark is not None and len(benchmark):
-            b = pd.to_numeric(benchmark, errors="coerce").reindex(r.index).fillna(0.0)
-            ax.plot(b.index, (1 + b).cumprod(), label=benchmark_label, lw=1.0, alpha=0.8)
-        ax.set_title("Equity (growth of 1)")
-        ax.legend(loc="upper left")
-
-    return _plot(draw, "equity vs benchmark")
+    """Cumulative return of the strategy and the benchmark (see :func:`equity_figure`)."""
+    fig = equity_figure(returns, benchmark, benchmark_label)
+    return no_data("equity") if fig is None else fig_to_img(fig, "equity vs benchmark")
 
 
 def plot_drawdown(
     returns: pd.Series, benchmark: pd.Series | None = None, benchmark_label: str = "benchmark"
 ) -> str:
-    """Underwater curves of the strategy and (optionally) the benchmark."""
+    """Underwater curves (percent below the running peak) of the strategy and
+    (optionally) the benchmark."""
     r = pd.to_numeric(returns, errors="coerce").dropna()
     if r.empty:
         return no_data("drawdown")
@@ -138,10 +161,11 @@ def plot_drawdown(
         if benchmark is not None and len(benchmark):
             b = pd.to_numeric(benchmark, errors="coerce").reindex(r.index).fillna(0.0)
             ax.plot(b.index, drawdown_series(b), lw=0.9, color="grey", label=benchmark_label)
-        ax.set_title("Drawdown")
-        ax.legend(loc="lower left")
+        percent_axis(ax.yaxis)
+        ax.set_title("Drawdown from the running peak")
+        _legend_below(ax)
 
-    return _plot(draw, "drawdown")
+    return _plot(draw, "drawdown", FIGSIZE_UNIVERSE)
 
 
 def alpha_regime_figure(predictions: pd.DataFrame) -> Figure | None:
@@ -173,10 +197,12 @@ def alpha_regime_figure(predictions: pd.DataFrame) -> Figure | None:
                 label="volatile regime",
             )
         ax.step(dates, alpha, where="post", lw=1.0, label="alpha")
+        ax.margins(y=0.08)  # a plateau at the highest alpha stays off the frame
+        ax.set_ylabel("alpha (weight of LSTM)")
         ax.set_title("Fusion weight alpha and regime")
-        ax.legend(loc="upper left")
+        _legend_below(ax)
 
-    return _build(draw)
+    return _build(draw, FIGSIZE_UNIVERSE)
 
 
 def _alpha_regime_universe(predictions: pd.DataFrame) -> Figure:
@@ -240,10 +266,11 @@ def cumulative_forecast_figure(
     def draw(ax):
         ax.plot(dates, np.asarray(y_sum), label="realised", lw=1.0)
         ax.plot(dates, np.asarray(f_sum), label=f"{model} forecast", lw=1.0)
+        ax.set_ylabel("cumulative sum of returns")
         ax.set_title(title)
-        ax.legend(loc="upper left")
+        _legend_below(ax)
 
-    return _build(draw)
+    return _build(draw, FIGSIZE_UNIVERSE)
 
 
 def plot_cumulative_forecast(
@@ -256,48 +283,108 @@ def plot_cumulative_forecast(
     return fig_to_img(fig, f"cumulative {model} forecast vs realised")
 
 
-def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true") -> str:
-    """MSE per walk-forward fold relative to the zero forecast (1.0 = as good as zero).
-
-    Few folds: grouped bars. Many folds: one line per model of the cumulative
-    ratio, which shows whether any model beats zero over time; the y range is
-    :data:`FOLD_YLIM` and each legend entry gives the final ratio (marked "off
-    scale" when the line leaves the range, e.g. persistence at about 2).
-    """
+def fold_mse_ratios(
+    predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true"
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """(per-fold, cumulative) MSE of each model relative to the zero forecast's, one
+    row per fold; the cumulative ratio of fold k pools folds 0..k (its last row is the
+    whole run's MSE ratio). None without folds or a zero forecast."""
     if predictions.empty or "fold" not in predictions.columns:
-        return no_data("per-fold MSE")
+        return None
     wide = per_group_table(predictions, models, by="fold", y=y).pivot(
         index="fold", columns="model", values="mse"
     )
     order = [m for m in dict.fromkeys(models) if m in wide.columns and m != "zero"]
     if "zero" not in wide.columns or not order:
-        return no_data("per-fold MSE")
+        return None
+    n = per_group_table(predictions, ["zero"], by="fold", y=y).set_index("fold")["n"]
+    n = n.reindex(wide.index).astype(float)
     zero = wide["zero"].replace(0.0, np.nan)
-    rel = wide[order].div(zero, axis=0)
-    x = np.arange(len(rel))
+    per_fold = wide[order].div(zero, axis=0)
+    sse = wide[order].mul(n, axis=0).cumsum()  # pooled: squared errors, not mean of means
+    cumulative = sse.div((wide["zero"] * n).cumsum().replace(0.0, np.nan), axis=0)
+    return per_fold, cumulative
 
-    def draw(ax):
-        if len(rel) <= 24:
-            width = 0.8 / len(order)
-            for i, model in enumerate(order):
-                ax.bar(x + (i - (len(order) - 1) / 2) * width, rel[model].to_numpy(), width,
-                       label=model)
-            ax.set_xticks(x, [str(k) for k in rel.index])
-        else:
-            cum = wide[order].cumsum().div(wide["zero"].cumsum(), axis=0)
-            for model in order:
-                final = float(cum[model].iloc[-1])
-                off = "" if FOLD_YLIM[0] <= final <= FOLD_YLIM[1] else ", off scale"
-                ax.plot(rel.index, cum[model].to_numpy(), lw=1.2,
-                        label=f"{model} (cumulative, ends {final:.3f}{off})")
-            ax.set_ylim(*FOLD_YLIM)
+
+def fold_mse_figure(
+    predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true"
+) -> Figure | None:
+    """Two panels over the walk-forward folds, MSE relative to the zero forecast (1 =
+    as good as zero, below 1 beats it): on top each fold's own ratio (the per-fold
+    stability), below the cumulative ratio over the folds so far (its last point is
+    the whole run's ratio, in the legend). Both panels share the y range,
+    :data:`FOLD_YLIM` widened to the drawn values. A model whose per-fold median is
+    far from 1 (outside 0.5..1.5, e.g. persistence at about 2) is not drawn; its
+    legend entry says "off scale" with its range. A drawn model's occasional fold
+    outside the range is a triangle on the edge. None without folds or a zero forecast."""
+    ratios = fold_mse_ratios(predictions, models, y)
+    if ratios is None:
+        return None
+    per_fold, cumulative = ratios
+    median = per_fold.median()
+    drawn = [m for m in per_fold.columns if 0.5 < median[m] < 1.5]
+    off = [m for m in per_fold.columns if m not in drawn]
+    values = np.concatenate([per_fold[drawn].to_numpy().ravel(),
+                             cumulative[drawn].to_numpy().ravel()]) if drawn else np.array([])
+    values = values[np.isfinite(values)]
+    core = values[(values > 0.5) & (values < 1.5)]
+    low = min(FOLD_YLIM[0], float(core.min()) - 0.02) if core.size else FOLD_YLIM[0]
+    high = max(FOLD_YLIM[1], float(core.max()) + 0.02) if core.size else FOLD_YLIM[1]
+    x = per_fold.index.to_numpy()
+    few = len(x) <= 24
+    palette = mpl.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = {m: palette[i % len(palette)] for i, m in enumerate(per_fold.columns)}
+
+    def draw_panel(ax, frame: pd.DataFrame, what: str, legend: bool) -> None:
+        for model in drawn:
+            v = frame[model].to_numpy(dtype=float)
+            inside = np.where((v >= low) & (v <= high), v, np.nan)
+            label = f"{model} (all folds {float(cumulative[model].iloc[-1]):.3f})" if legend \
+                else model
+            ax.plot(x, inside, lw=1.4 if model == "fused" else 0.8, color=colors[model],
+                    marker="o" if few else ".", ms=4 if few else 2.5, label=label,
+                    zorder=3 if model == "fused" else 2)
+            over, under = np.isfinite(v) & (v > high), np.isfinite(v) & (v < low)
+            edge = (high - low) * 0.03
+            ax.plot(x[over], np.full(over.sum(), high - edge), ls="none", marker="^",
+                    color=colors[model], ms=5)
+            ax.plot(x[under], np.full(under.sum(), low + edge), ls="none", marker="v",
+                    color=colors[model], ms=5)
+        if legend:
+            for model in off:
+                own = per_fold[model].to_numpy(dtype=float)
+                ax.plot([], [], color=colors[model], marker="^", ls="none",
+                        label=f"{model} (off scale, not drawn: per fold {np.nanmin(own):.2f} "
+                              f"to {np.nanmax(own):.2f}, all folds "
+                              f"{float(cumulative[model].iloc[-1]):.3f})")
         ax.axhline(1.0, color="black", lw=0.8, ls="--")
-        ax.set_xlabel("fold")
-        ax.set_ylabel("MSE / zero-forecast MSE")
-        ax.set_title("Forecast error per fold relative to a zero forecast (below 1 beats zero)")
-        ax.legend(loc="upper left", ncols=min(len(order), 3), fontsize=7)
+        ax.set_ylim(low, high)
+        ax.set_ylabel(what)
+        if few:
+            ax.set_xticks(x, [str(k) for k in x])
 
-    return _plot(draw, "per-fold MSE relative to zero forecast")
+    with mpl.rc_context(_RC):
+        fig = _new_figure((FIGSIZE[0], 5.6))
+        top = fig.add_subplot(2, 1, 1)
+        bottom = fig.add_subplot(2, 1, 2, sharex=top)
+        draw_panel(top, per_fold, "per fold", legend=False)
+        draw_panel(bottom, cumulative, "cumulative", legend=True)
+        top.set_title("MSE relative to the zero forecast (below 1 beats zero): "
+                      "each fold (top), all folds so far (bottom)")
+        top.tick_params(labelbottom=False)
+        bottom.set_xlabel("fold")
+        handles, labels = bottom.get_legend_handles_labels()
+        bottom.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.3),
+                      ncols=2, fontsize=7, frameon=False)  # under the "fold" label
+    return fig
+
+
+def plot_fold_mse(predictions: pd.DataFrame, models: Sequence[str], y: str = "y_true") -> str:
+    """Per-fold and cumulative MSE relative to zero (see :func:`fold_mse_figure`)."""
+    fig = fold_mse_figure(predictions, models, y)
+    if fig is None:
+        return no_data("per-fold MSE")
+    return fig_to_img(fig, "per-fold MSE relative to zero forecast")
 
 
 def positions_figure(
@@ -317,7 +404,6 @@ def positions_figure(
         if n_symbols(predictions) > MAX_POSITION_LINES:
             return _exposure_figure(predictions)
         frame = predictions.assign(date=_prediction_dates(predictions))
-        several = n_symbols(predictions) >= 2
         groups = frame.groupby("symbol") if "symbol" in frame.columns else [("target", frame)]
 
         def draw_target(ax):
@@ -330,26 +416,19 @@ def positions_figure(
             ax.axhline(0.0, color="black", lw=0.6)
             ax.set_ylabel("fraction of equity")
             ax.set_title("Target position (faint) and its 21-bar average")
-            if several:
-                _legend_below(ax, ncols=MAX_POSITION_LINES)
-            else:
-                ax.legend(loc="upper left", fontsize=7)
+            _legend_below(ax, ncols=MAX_POSITION_LINES)
 
-        return _build(draw_target, FIGSIZE_UNIVERSE if several else FIGSIZE)
+        return _build(draw_target, FIGSIZE_UNIVERSE)
     if positions is not None and len(positions.columns) and len(positions):
-        several = len(positions.columns) >= 2
 
         def draw(ax):
             for col in positions.columns:
                 ax.step(positions.index, positions[col].to_numpy(dtype=float), where="post",
                         lw=1.0, label=str(col))
             ax.set_title("Position (shares)")
-            if several:
-                _legend_below(ax, ncols=MAX_POSITION_LINES)
-            else:
-                ax.legend(loc="upper left")
+            _legend_below(ax, ncols=MAX_POSITION_LINES)
 
-        return _build(draw, FIGSIZE_UNIVERSE if several else FIGSIZE)
+        return _build(draw, FIGSIZE_UNIVERSE)
     return None
 
 
@@ -367,20 +446,23 @@ def _exposure_figure(predictions: pd.DataFrame) -> Figure:
     def draw(ax):
         right = ax.twinx()
         right.grid(False)
-        handles = ax.plot(smooth.index, smooth["gross"].to_numpy(), lw=1.4, color="tab:blue",
-                          label="gross exposure, sum |target| (left)")
+        handles = ax.plot(smooth.index, smooth["gross"].to_numpy(), lw=2.4, color="tab:blue",
+                          alpha=0.7, label="gross exposure, sum |target| (left)")
         handles += ax.plot(smooth.index, smooth["net"].to_numpy(), lw=1.2, ls="--",
                            color="tab:orange", label="net exposure, sum target (left)")
         handles += right.plot(smooth.index, smooth["long"].to_numpy(), lw=0.9, color="tab:green",
                               alpha=0.7, label="names long (right)")
         handles += right.plot(smooth.index, smooth["short"].to_numpy(), lw=0.9, color="tab:red",
                               alpha=0.7, label="names short (right)")
-        right.set_ylim(0, max(1.0, float(per_date[["long", "short"]].max().max())) * 1.05)
+        right.set_ylim(0, max(1.0, float(smooth[["long", "short"]].max().max())) * 1.25)
         right.yaxis.set_major_locator(MaxNLocator(integer=True))
         right.set_ylabel("number of names")
         ax.set_ylabel("fraction of equity")
-        low, high = ax.get_ylim()
-        ax.set_ylim(min(low, 0.0), max(high, 0.0))
+        # headroom: a fully invested book (gross = net = 1) must not sit on the frame
+        top = max(float(smooth[["gross", "net"]].max().max()), 0.0)
+        bottom = min(float(smooth["net"].min()), 0.0)
+        pad = 0.15 * max(top - bottom, 0.1)
+        ax.set_ylim(bottom - (pad if bottom < 0 else 0.0), top + pad)
         ax.set_zorder(right.get_zorder() + 1)
         ax.patch.set_visible(False)
         ax.set_title(f"Target exposure across {n} symbols ({w}-bar averages of per-date values)")
@@ -401,18 +483,47 @@ def plot_positions(positions: pd.DataFrame | None, predictions: pd.DataFrame | N
     return fig_to_img(fig, alt)
 
 
-def plot_costs(trades: pd.DataFrame | None) -> str:
-    """Cumulative commission paid over time."""
+def costs_figure(trades: pd.DataFrame | None) -> Figure | None:
+    """Cumulative costs over time; None without a ``commission`` column.
+
+    Costs are commission plus slippage (``|fill price - open| * size``): with a
+    ``slippage`` column the figure draws commission, slippage and their total,
+    each labelled with its final amount; without one it draws the commission
+    alone and its title says slippage was not recorded.
+    """
     if trades is None or trades.empty or "commission" not in trades.columns:
-        return no_data("costs")
-    t = trades.assign(date=pd.to_datetime(trades["date"])).sort_values("date")
-    paid = pd.to_numeric(t["commission"], errors="coerce").fillna(0.0).abs().cumsum()
+        return None
+    t = trades.assign(date=pd.to_datetime(trades["date"])).sort_values("date", kind="stable")
+
+    def paid(col: str) -> np.ndarray:
+        return pd.to_numeric(t[col], errors="coerce").fillna(0.0).abs().cumsum().to_numpy()
+
+    lines = [("commission", paid("commission"), "tab:blue", "-")]
+    if "slippage" in t.columns:  # dashed on top: it stays visible when the two coincide
+        lines.append(("slippage", paid("slippage"), "tab:orange", "--"))
+        lines.insert(0, ("total costs", lines[0][1] + lines[1][1], "black", "-"))
+        title = "Cumulative costs paid: commission + slippage"
+    else:
+        title = "Cumulative commission paid (slippage not recorded)"
 
     def draw(ax):
-        ax.step(t["date"], paid.to_numpy(), where="post", lw=1.2)
-        ax.set_title("Cumulative costs paid")
+        widths = {"total costs": 1.6, "commission": 2.4, "slippage": 1.3}
+        for label, values, color, style in lines:
+            ax.step(t["date"], values, where="post", lw=widths[label], color=color, ls=style,
+                    alpha=0.6 if label == "commission" else 1.0,
+                    label=f"{label} ({values[-1]:,.0f})")
+        ax.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+        ax.set_ylabel("account currency")
+        ax.set_title(title)
+        _legend_below(ax)
 
-    return _plot(draw, "cumulative costs")
+    return _build(draw, FIGSIZE_UNIVERSE)
+
+
+def plot_costs(trades: pd.DataFrame | None) -> str:
+    """Cumulative costs paid over time (see :func:`costs_figure`)."""
+    fig = costs_figure(trades)
+    return no_data("costs") if fig is None else fig_to_img(fig, "cumulative costs")
 
 
 def model_figures(

@@ -34,6 +34,9 @@ border-bottom:1px solid #eee}
 #lstmknn-models table.lk thead th{background:#eee;font-weight:700}
 #lstmknn-models img{width:100%;max-width:960px}
 #lstmknn-models .note{color:#555}
+#lstmknn-models .verdict{background:#f6f6f6;border-left:4px solid #348dc1;padding:6px 12px;
+margin:0 0 16px}
+#lstmknn-models .verdict p{margin:4px 0}
 """
 
 
@@ -87,6 +90,7 @@ def fold_mse_table(
     order = [m for m in dict.fromkeys([*models, "zero"]) if m in wide.columns]
     wide = wide[order]
     wide.insert(0, "n", long.groupby("fold")["n"].max())
+    wide.columns.name = None  # else "model" heads the fold column
     return wide
 
 
@@ -114,20 +118,36 @@ def ic_as_text(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def trades_summary(trades: pd.DataFrame | None) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Counts by status x side, plus totals (trades, commission)."""
+    """Counts by status x side, plus totals: trades, commission, slippage (NaN when
+    the trades do not record it) and costs (commission + slippage; NaN likewise)."""
     if trades is None or trades.empty:
-        return pd.DataFrame(), {"trades": 0.0, "total_commission": 0.0}
+        return pd.DataFrame(), {"trades": 0.0, "total_commission": 0.0, "slippage": 0.0,
+                                "costs": 0.0}
     status = trades["status"].astype(str) if "status" in trades else pd.Series("all", trades.index)
     side = trades["side"].astype(str) if "side" in trades else pd.Series("all", trades.index)
     counts = pd.crosstab(
         status.rename("status"), side.rename("side"), margins=True, margins_name="total"
     )
-    commission = (
-        float(pd.to_numeric(trades["commission"], errors="coerce").abs().sum())
-        if "commission" in trades
-        else math.nan
-    )
-    return counts, {"trades": float(len(trades)), "total_commission": commission}
+
+    def paid(col: str) -> float:
+        if col not in trades:
+            return math.nan
+        return float(pd.to_numeric(trades[col], errors="coerce").fillna(0.0).abs().sum())
+
+    commission, slippage = paid("commission"), paid("slippage")
+    return counts, {"trades": float(len(trades)), "total_commission": commission,
+                    "slippage": slippage, "costs": commission + slippage}
+
+
+def costs_sentence(totals: Mapping[str, float]) -> str:
+    """"N orders; costs X = commission Y + slippage Z." (commission alone, said so,
+    when the trades do not record slippage)."""
+    n = int(totals["trades"])
+    if math.isfinite(totals.get("slippage", math.nan)):
+        return (f"{n} orders; costs {_money(totals['costs'])} = commission "
+                f"{_money(totals['total_commission'])} + slippage {_money(totals['slippage'])}.")
+    return (f"{n} orders, total commission {_money(totals['total_commission'])} "
+            "(slippage not recorded for these trades).")
 
 
 def performance_table(
@@ -158,6 +178,41 @@ def performance_table(
     return pd.DataFrame(cols)
 
 
+PERCENT_METRICS = {"total_return", "cagr", "volatility", "max_drawdown", "exposure"}
+RATIO_METRICS = {"sharpe", "sortino", "calmar"}
+MONEY_METRICS = {"total_commission", "slippage_cost", "costs"}
+COUNT_METRICS = {"n_periods", "n_trades"}
+
+
+def format_metric(name: str, value: object) -> str:
+    """One cell of the performance table, in the units quantstats uses for the same
+    quantity: returns, volatility, drawdown and exposure in percent (2 decimals),
+    Sharpe/Sortino/Calmar to 2 decimals, costs in money, counts as integers; PSR,
+    DSR and the rest to 4 significant digits. Undefined values read "–"."""
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return str(value)
+    if not math.isfinite(v):
+        return "–"
+    if name in PERCENT_METRICS:
+        return f"{v * 100:.2f}%"
+    if name in RATIO_METRICS:
+        return f"{v:.2f}"
+    if name in MONEY_METRICS:
+        return f"{v:,.2f}"
+    if name in COUNT_METRICS:
+        return f"{v:,.0f}"
+    return _fmt(v)
+
+
+def performance_html(table: pd.DataFrame) -> str:
+    """:func:`performance_table` as HTML, each row in its own units (:func:`format_metric`)."""
+    shown = pd.DataFrame({c: [format_metric(k, v) for k, v in table[c].items()]
+                          for c in table.columns}, index=table.index)
+    return shown.to_html(classes="lk", border=0, escape=True)
+
+
 def models_section(
     returns: pd.Series,
     benchmark: pd.Series | None,
@@ -173,8 +228,10 @@ def models_section(
     extra_tables: Mapping[str, pd.DataFrame] | None = None,
     n_trials: int = 1,
     benchmark_label: str = "Benchmark",
+    verdict: Sequence[str] | None = None,
 ) -> str:
-    """The whole "Models" ``<div>`` (with its own ``<style>``).
+    """The whole "Models" ``<div>`` (with its own ``<style>``), opening with the
+    ``verdict`` sentences (:func:`reports.verdict.forecast_verdict`) when given.
 
     ``n_trials``: configurations tried (``report.n_trials``), for the deflated
     Sharpe ratio, as in ``summary.json``. ``benchmark_label`` names the benchmark
@@ -186,6 +243,10 @@ def models_section(
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1 (got {n_trials})")
     parts = [f"<style>{SECTION_CSS}</style>", '<div id="lstmknn-models">', "<h2>Models</h2>"]
+    if verdict:
+        first, *rest = verdict
+        parts.append('<div class="verdict"><p><b>' + esc(first) + "</b></p>"
+                     + "".join(f"<p>{esc(line)}</p>" for line in rest) + "</div>")
     parts.append(
         f'<p class="note">Annualisation factor: <b>{periods_per_year:g}</b> periods per year '
         f"({esc(ppy_source)}). Sharpe ratios in PSR/DSR are per period; the deflated "
@@ -195,12 +256,14 @@ def models_section(
     )
     parts += [
         "<h3>Performance</h3>",
-        table_html(
+        performance_html(
             performance_table(
                 returns, benchmark, periods_per_year, positions, trades, equity, n_trials,
                 benchmark_label,
             )
         ),
+        '<p class="note">Costs = commission + slippage (fill price against the bar\'s '
+        "open); turnover: traded notional per year over mean equity.</p>",
     ]
     parts += [
         "<h3>Forecast accuracy (out of sample)</h3>",
@@ -228,8 +291,7 @@ def models_section(
     counts, totals = trades_summary(trades)
     parts += [
         "<h3>Trades</h3>",
-        f'<p class="note">{int(totals["trades"])} orders, total commission '
-        f"{_money(totals['total_commission'])}.</p>",
+        f'<p class="note">{esc(costs_sentence(totals))}</p>',
         table_html(counts),
     ]
     for title, frame in (extra_tables or {}).items():

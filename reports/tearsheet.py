@@ -16,6 +16,7 @@ import pandas as pd
 from reports.offline import make_offline
 from reports.periods import resolve_periods_per_year
 from reports.qs_charts import replace_quantstats_charts
+from reports.qs_tables import replace_quantstats_tables
 from reports.sections import models_section
 
 log = logging.getLogger(__name__)
@@ -70,15 +71,21 @@ def quantstats_html(
     periods_per_year: float,
     title: str,
     rf: float = 0.0,
-    match_dates: bool = True,
 ) -> str:
     """The quantstats 0.0.86 HTML tearsheet as a string (PNG figures, no display).
+
+    quantstats runs with ``match_dates=False``: its default starts both series at
+    the later of their first non-zero returns, which drops the strategy's flat
+    first bars and the benchmark's returns over them, so its buy-and-hold figures
+    would cover a shorter span than ``summary.json``'s and the models section's.
+    Here every figure covers the same bars: ``returns.index`` (the decision span).
 
     Runs with warnings silenced (pandas 3 ``Pandas4Warning`` on ``rename(inplace=)``,
     matplotlib 3.11 deprecations), the ``Arial`` font-fallback log muted, rcParams
     restored afterwards (quantstats sets ``font.family='Arial'`` at import) and any
     pyplot figure it leaves open closed. Then the page is corrected: the charts
-    quantstats draws wrongly are redrawn (:mod:`reports.qs_charts`), the header
+    quantstats draws wrongly are redrawn (:mod:`reports.qs_charts`), its wrong
+    tables and metric rows replaced (:mod:`reports.qs_tables`), the header
     shows the benchmark's name as given (quantstats upper-cases it) and the
     "CAGR﹪" label loses the U+FE6A glyph no page font has.
     """
@@ -102,7 +109,7 @@ def quantstats_html(
                     output=str(out),
                     periods_per_year=int(round(periods_per_year)),
                     figfmt="png",
-                    match_dates=match_dates,
+                    match_dates=False,  # one span: see the docstring
                     strategy_title=returns.name or "Strategy",
                     benchmark_title=None if benchmark is None else benchmark.name,
                 )
@@ -116,10 +123,11 @@ def quantstats_html(
         label = html.escape(str(benchmark.name))
         page = page.replace(f"Benchmark: {str(benchmark.name).upper()}", f"Benchmark: {label}", 1)
     page = page.replace("\ufe6a", "")
-    return replace_quantstats_charts(
-        page, returns, benchmark, strategy_label,
-        str(benchmark.name) if benchmark is not None else "Benchmark",
-    )
+    bench_label = str(benchmark.name) if benchmark is not None else "Benchmark"
+    page = replace_quantstats_charts(page, returns, benchmark, strategy_label, bench_label,
+                                     periods_per_year)
+    return replace_quantstats_tables(page, returns, benchmark, strategy_label, bench_label,
+                                     periods_per_year)
 
 
 def _insert_before_body_end(page: str, fragment: str) -> str:
@@ -153,9 +161,9 @@ def write_tearsheet(
     target_model: str = "fused",
     y: str = "y_true",
     rf: float = 0.0,
-    match_dates: bool = True,
     n_trials: int = 1,
     benchmark_label: str = "Benchmark",
+    verdict: Sequence[str] | None = None,
 ) -> Path:
     """Write one offline HTML file and return its path.
 
@@ -169,6 +177,8 @@ def write_tearsheet(
     ``n_trials`` is the number of configurations tried (``report.n_trials``), used
     by the deflated Sharpe ratio exactly as in ``summary.json``. ``benchmark_label``
     names the benchmark everywhere on the page (e.g. "Buy & hold sp500").
+    ``verdict``: the sentences of :func:`reports.verdict.forecast_verdict`, shown
+    at the top of the models section.
     """
     path = Path(path)
     raw = returns if returns is not None else _returns_from_equity(equity)
@@ -182,7 +192,7 @@ def write_tearsheet(
     note = "quantstats tearsheet skipped (fast path)."
     if use_quantstats:
         try:
-            page = quantstats_html(r, b, ppy, title, rf=rf, match_dates=match_dates)
+            page = quantstats_html(r, b, ppy, title, rf=rf)
         except Exception as exc:  # noqa: BLE001 - report must still be written
             log.warning("quantstats tearsheet failed, writing models report only: %r", exc)
             note = f"quantstats tearsheet failed: {type(exc).__name__}: {exc}"
@@ -207,6 +217,7 @@ def write_tearsheet(
         extra_tables=extra_tables,
         n_trials=n_trials,
         benchmark_label=benchmark_label,
+        verdict=verdict,
     )
     page = _TITLE.sub(f"<title>{html.escape(title)}</title>", page, count=1)
     page = make_offline(_insert_before_body_end(page, section))

@@ -107,15 +107,22 @@ def _completed(trades: pd.DataFrame) -> pd.DataFrame:
     return trades[status.isin(COMPLETED_STATUSES)]
 
 
+def _paid(amounts: pd.Series) -> float:
+    return float(pd.to_numeric(amounts, errors="coerce").fillna(0.0).abs().sum())
+
+
 def activity_metrics(
     positions: pd.DataFrame | None,
     trades: pd.DataFrame | None,
     equity: pd.DataFrame | None,
     periods_per_year: float,
 ) -> dict[str, float]:
-    """``exposure``: share of bars holding any non-zero position; ``n_trades`` and
-    ``total_commission`` over completed trades (status completed/filled, or all if no
-    status column); ``turnover``: annualised traded notional / mean equity value."""
+    """``exposure``: share of bars holding any non-zero position; ``n_trades`` over
+    completed trades (status completed/filled, or all if no status column);
+    ``total_commission`` over every row (rows without a fill carry 0); with a
+    ``slippage`` column also ``slippage_cost`` and ``costs`` = commission + slippage
+    (without one, slippage is unknown and no ``costs`` is given);
+    ``turnover``: annualised traded notional / mean equity value."""
     out: dict[str, float] = {}
     if positions is not None and len(positions):
         held = positions.fillna(0.0).to_numpy(dtype=float) != 0
@@ -123,8 +130,11 @@ def activity_metrics(
     if trades is not None:
         done = _completed(trades)
         out["n_trades"] = float(len(done))
-        if "commission" in done.columns:
-            out["total_commission"] = float(pd.to_numeric(done["commission"]).abs().sum())
+        if "commission" in trades.columns:
+            out["total_commission"] = _paid(trades["commission"])
+            if "slippage" in trades.columns:
+                out["slippage_cost"] = _paid(trades["slippage"])
+                out["costs"] = out["total_commission"] + out["slippage_cost"]
         if {"size", "price"} <= set(done.columns) and equity is not None and len(equity):
             notional = float((done["size"].abs() * done["price"].abs()).sum())
             mean_value = float(pd.to_numeric(equity["value"]).mean())

@@ -24,16 +24,29 @@ class BacktestResult:
     ``trades``: one row per order outcome (``date`` = fill/attempt bar),
     columns :data:`TRADE_COLUMNS`; ``price``/``commission`` are NaN/0 for
     ``margin``/``rejected``/``cancelled`` rows.  ``positions``: shares held at
-    each close (index ``date``, one column per symbol).  ``costs``: total
-    commission paid; ``slippage_cost``: total ``|size| * |price - open|``.
+    each close (index ``date``, one column per symbol).  ``commission_paid``:
+    total commission; ``slippage_cost``: total ``|size| * |price - open|``;
+    ``slippage``: that amount per ``trades`` row (0 for rows without a fill);
+    :attr:`costs` = commission + slippage.
     """
 
     equity: pd.DataFrame
     trades: pd.DataFrame
     positions: pd.DataFrame
-    costs: float
+    commission_paid: float
     slippage_cost: float
     engine: str
+    slippage: pd.Series | None = None
+
+    @property
+    def costs(self) -> float:
+        """Trading costs: commission paid plus slippage (fill price vs the bar's open)."""
+        return self.commission_paid + self.slippage_cost
+
+    def trades_with_costs(self) -> pd.DataFrame:
+        """``trades`` with a ``slippage`` column (what ``trades.csv`` holds)."""
+        slip = self.slippage if self.slippage is not None else 0.0
+        return self.trades.assign(slippage=slip)
 
     @property
     def final_value(self) -> float:
@@ -84,18 +97,19 @@ def build_result(
         },
         columns=TRADE_COLUMNS,
     )
-    slip = 0.0
+    slip_rows = np.zeros(len(rows))
     if rows:
         col = {s: j for j, s in enumerate(md.symbols)}
         opens = md.open[bars, [col[s] for s in cols[2]]]
         done = ~np.isnan(price)  # filled and partial rows carry a price
-        slip = float(np.sum(np.abs(price[done] - opens[done]) * size[done]))
+        slip_rows[done] = np.abs(price[done] - opens[done]) * size[done]
     pos = pd.DataFrame(positions, index=md.dates, columns=list(md.symbols))
     return BacktestResult(
         equity=equity,
         trades=trades,
         positions=pos,
-        costs=float(comm.sum()),
-        slippage_cost=slip,
+        commission_paid=float(comm.sum()),
+        slippage_cost=float(slip_rows.sum()),
         engine=engine,
+        slippage=pd.Series(slip_rows, index=trades.index, name="slippage"),
     )

@@ -163,3 +163,24 @@ def test_symbol_spans_write_daily_bars_as_dates_and_intraday_bars_with_their_tim
                          pd.DataFrame({"date": hours[2:], "symbol": "h"}))
     assert spans[0]["first_decision"] == "2021-01-05T00:00:00"
     assert spans[0]["last_bar"] == "2021-01-05T01:00:00"
+
+
+def test_costs_in_the_summary_and_trades_csv_are_commission_plus_slippage(small_cfg, small_csv, tmp_path):
+    run = run_backtest([str(small_csv)], small_cfg, tmp_path / "run")
+    st, res = run.summary["strategy"], run.result
+    assert st["commission_paid"] == pytest.approx(res.trades["commission"].sum())
+    assert st["slippage_cost"] == pytest.approx(res.slippage_cost) and st["slippage_cost"] > 0
+    assert st["costs"] == pytest.approx(st["commission_paid"] + st["slippage_cost"])
+    saved = pd.read_csv(tmp_path / "run" / "trades.csv")
+    assert saved["slippage"].sum() == pytest.approx(st["slippage_cost"])
+
+
+def test_the_summary_stores_the_verdict_the_page_and_cli_print(small_cfg, small_csv):
+    from reports.verdict import forecast_verdict
+
+    run = run_backtest([str(small_csv)], small_cfg)
+    verdict = run.summary["verdict"]
+    assert verdict["lines"] == forecast_verdict(run.summary)["lines"]
+    assert verdict["headline"].startswith(("Edge:", "No edge:"))
+    assert {c["against"] for c in verdict["comparisons"]} == {
+        "zero", "train_mean", "persistence", "lstm", "knn"}

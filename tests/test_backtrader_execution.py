@@ -70,8 +70,21 @@ def test_long_fills_next_open_with_costs(run) -> None:  # type: ignore[no-untype
     expected = [10_000.0] + [cash + 50 * c for c in CLOSE[1:]]
     np.testing.assert_allclose(res.equity["value"], expected, rtol=1e-12)
     np.testing.assert_allclose(res.positions["asset"], [0, 50, 50, 50, 50])
-    assert res.costs == pytest.approx(comm)
+    assert res.commission_paid == pytest.approx(comm)
     assert res.slippage_cost == pytest.approx(50 * 102.0 * SLIP)
+
+
+def test_costs_are_commission_plus_slippage_and_each_trade_carries_its_slippage(run) -> None:  # type: ignore[no-untyped-def]
+    res = run(tiny(), targets(0.5, -0.5), params())
+    slip = res.trades_with_costs()["slippage"]
+    filled = res.trades["price"].notna()
+    opens = pd.Series(OPEN, index=DATES).reindex(res.trades["date"]).to_numpy()
+    expected = (res.trades["price"] - opens).abs() * res.trades["size"]
+    np.testing.assert_allclose(slip[filled], expected[filled], rtol=1e-12)
+    assert (slip[~filled] == 0.0).all()
+    assert res.slippage_cost == pytest.approx(slip.sum()) and res.slippage_cost > 0
+    assert res.commission_paid == pytest.approx(res.trades["commission"].sum())
+    assert res.costs == pytest.approx(res.commission_paid + res.slippage_cost)
 
 
 def test_short_credits_proceeds(run) -> None:  # type: ignore[no-untyped-def]

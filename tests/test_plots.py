@@ -128,10 +128,47 @@ def test_a_few_symbols_keep_one_line_each_with_the_legend_off_the_data(n: int) -
     _legend_clear_of_axes(fig)
 
 
-def test_single_symbol_position_keeps_its_legend_inside() -> None:
+def test_single_symbol_position_puts_its_legend_off_the_data() -> None:
+    # inside, "upper left" covered the 21-bar mean of a position held at +1 (sp500 run)
     fig = _rendered(plots.positions_figure(None, _universe(1)))
     assert [ln.get_label() for ln in _data_lines(fig)] == ["S00 (21-bar mean)"]
-    assert fig.axes[0].get_legend()._loc == 2  # "upper left", as before
+    _legend_clear_of_axes(fig)
+
+
+@pytest.mark.parametrize("figure", ["equity", "alpha", "cumulative", "costs"])
+def test_single_symbol_figures_keep_their_legend_off_the_data(figure: str) -> None:
+    one = _universe(1)
+    returns = pd.Series(one["y_true"].to_numpy(), index=pd.DatetimeIndex(one["date"]))
+    trades = pd.DataFrame({"date": one["date"], "commission": 1.0, "slippage": 1.0})
+    fig = {"equity": lambda: plots.equity_figure(returns, returns * 0.5, "bench"),
+           "alpha": lambda: plots.alpha_regime_figure(one),
+           "cumulative": lambda: plots.cumulative_forecast_figure(one, "fused"),
+           "costs": lambda: plots.costs_figure(trades)}[figure]()
+    _legend_clear_of_axes(_rendered(fig))
+
+
+def test_mse_per_fold_plots_each_folds_own_ratio_and_labels_the_cumulative_one() -> None:
+    rng = np.random.default_rng(0)
+    n = 400
+    y = rng.normal(0, 0.01, n)
+    fold = np.arange(n) // 10
+    shrink = 0.2 * np.sin(fold) ** 2  # each fold its own ratio (1 - shrink)^2, 0.64 to 1
+    preds = pd.DataFrame({"fold": fold, "y_true": y, "fused": shrink * y,
+                          "persistence": np.r_[0.0, y[:-1]]})
+    fig = _rendered(plots.fold_mse_figure(preds, ["fused", "persistence"]))
+    top, bottom = fig.axes
+    assert top.get_ylabel() == "per fold" and bottom.get_ylabel() == "cumulative"
+    per_fold = preds.assign(e=(preds["fused"] - y) ** 2, z=y ** 2).groupby("fold")
+    expected = (per_fold["e"].mean() / per_fold["z"].mean()).to_numpy()
+    (fused_top,) = [ln for ln in top.get_lines() if ln.get_label() == "fused"]
+    np.testing.assert_allclose(fused_top.get_ydata(), expected)  # not a running ratio
+    whole = ((preds["fused"] - y) ** 2).sum() / (y ** 2).sum()
+    (fused_cum,) = [ln for ln in bottom.get_lines() if ln.get_label().startswith("fused")]
+    assert fused_cum.get_ydata()[-1] == pytest.approx(whole)
+    assert f"all folds {whole:.3f}" in fused_cum.get_label()
+    (pers,) = [ln for ln in bottom.get_lines() if ln.get_label().startswith("persistence")]
+    assert "off scale" in pers.get_label()  # about 2: outside the range, said so
+    _legend_clear_of_axes(fig)
 
 
 def test_model_figures_title_says_cross_sectional_mean_only_for_a_universe() -> None:
@@ -171,3 +208,20 @@ def test_quantile_bars_share_the_size_and_fonts_of_the_ic_figure() -> None:
     # the same settings as the models section's figures
     equity = plots._build(lambda ax: (ax.set_title("t"), ax.set_ylabel("y"), ax.plot([0, 1])))
     assert _font_sizes(quant) == _font_sizes(equity)
+
+
+def test_cumulative_costs_draw_commission_slippage_and_their_total() -> None:
+    dates = pd.bdate_range("2022-01-03", periods=4)
+    trades = pd.DataFrame({"date": dates, "commission": [1.0, 2.0, 0.0, 3.0],
+                           "slippage": [0.5, 0.5, 0.0, 1.0]})
+    fig = _rendered(plots.costs_figure(trades))
+    final = {ln.get_label().split(" (")[0]: ln.get_ydata()[-1] for ln in _data_lines(fig)}
+    assert final == pytest.approx({"total costs": 8.0, "commission": 6.0, "slippage": 2.0})
+    only = _rendered(plots.costs_figure(trades.drop(columns="slippage")))
+    assert "slippage not recorded" in only.axes[0].get_title()
+    assert [ln.get_label().split(" (")[0] for ln in _data_lines(only)] == ["commission"]
+
+
+def test_the_rank_ic_legend_sits_under_the_axes_not_on_the_first_bars() -> None:
+    ic = pd.Series(np.linspace(-0.3, 0.3, 60), index=pd.bdate_range("2022-01-03", periods=60))
+    _legend_clear_of_axes(_rendered(plot_ic(ic)))

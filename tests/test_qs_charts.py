@@ -53,8 +53,11 @@ def test_eoy_without_benchmark_draws_one_bar_per_year() -> None:
 
 def test_percent_axes_label_five_percent_as_five_percent() -> None:
     r = _returns()
+    months = pd.Series([-0.105, -0.08, -0.05, 0.0, 0.03, 0.06, 0.08] * 2,
+                       index=pd.date_range("2010-01-31", periods=14, freq="ME"))
     for fig, axis in (
         (qs_charts.monthly_distribution_figure(r, _returns(seed=2)), "x"),
+        (qs_charts.monthly_distribution_figure(months), "x"),  # ticks every 2.5 %
         (qs_charts.return_quantiles_figure(r), "y"),
         (qs_charts.eoy_figure(r), "y"),
     ):
@@ -64,7 +67,7 @@ def test_percent_axes_label_five_percent_as_five_percent() -> None:
         ticks = ax.get_xticks() if axis == "x" else ax.get_yticks()
         for value, label in zip(ticks, get(), strict=True):
             shown = float(label.get_text().replace("\u2212", "-").rstrip("%"))
-            assert shown == pytest.approx(value * 100, abs=0.5), (axis, value, label)
+            assert shown == pytest.approx(value * 100, abs=1e-6), (axis, value, label)
 
 
 def test_months_without_bars_are_blank_not_zero() -> None:
@@ -96,3 +99,76 @@ def test_replace_quantstats_charts_swaps_only_those_divs() -> None:
     assert not any(f"OLD{i}" in out for i in range(1, 5))
     assert out.count("data:image/png;base64,") == 5
     assert 'alt="end-of-year returns"' in out
+
+
+def _short() -> pd.Series:
+    return _returns("2010-04-23", "2010-08-20", seed=4)  # 86 bars, like sp500_members
+
+
+def test_a_run_not_longer_than_the_window_gets_a_sentence_not_an_empty_rolling_chart() -> None:
+    short = _short()
+    frags = qs_charts.chart_fragments(short, _returns("2010-04-23", "2010-08-20", seed=5),
+                                      periods_per_year=252)
+    for div in ("rolling_beta", "rolling_vol", "rolling_sharpe", "rolling_sortino"):
+        assert "<img" not in frags[div] and "left out" in frags[div]
+        assert f"{len(short)} bars" in frags[div] and "126-bar" in frags[div]
+    longer = _returns("2010-01-04", "2010-12-31")
+    frags = qs_charts.chart_fragments(longer, longer * 0.5, periods_per_year=252)
+    for div in ("rolling_beta", "rolling_vol", "rolling_sharpe", "rolling_sortino"):
+        assert frags[div].startswith("<img")
+
+
+def test_yearly_and_monthly_distribution_charts_need_enough_history() -> None:
+    frags = qs_charts.chart_fragments(_short(), None, periods_per_year=252)
+    assert "left out" in frags["eoy_returns"] and "more than a year" in frags["eoy_returns"]
+    assert "left out" in frags["monthly_dist"] and "5 calendar months" in frags["monthly_dist"]
+    assert frags["monthly_heatmap"].startswith("<img")  # the months it has, no year needed
+    frags = qs_charts.chart_fragments(_returns("2016-01-04", "2018-12-31"), None, 252)
+    assert frags["eoy_returns"].startswith("<img") and frags["monthly_dist"].startswith("<img")
+
+
+def test_return_quantiles_leave_out_periods_with_too_few_values() -> None:
+    fig = qs_charts.return_quantiles_figure(_short())
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["Per bar", "Weekly", "Monthly"]
+    assert "quarterly, yearly" in ax.get_xlabel()
+
+
+def test_daily_returns_are_each_bars_return_not_a_weekend_sawtooth() -> None:
+    r = _short()
+    fig = qs_charts.returns_per_bar_figure(r)
+    (bars,) = fig.axes[0].collections
+    tops = np.array([seg[1][1] for seg in bars.get_segments()])
+    np.testing.assert_allclose(tops, r.to_numpy())  # one bar per trading day, no zeros between
+
+
+def test_rolling_ratios_match_quantstats() -> None:
+    qs = pytest.importorskip("quantstats")
+    r = _returns("2015-01-02", "2016-12-30")
+    np.testing.assert_allclose(qs_charts.rolling_ratio(r, 126, 252, "sharpe").dropna(),
+                               qs.stats.rolling_sharpe(r, rolling_period=126,
+                                                       periods_per_year=252).dropna(), rtol=1e-9)
+    ours = qs_charts.rolling_ratio(r, 126, 252, "sortino").dropna()
+    theirs = qs.stats.rolling_sortino(r, rolling_period=126, periods_per_year=252).dropna()
+    np.testing.assert_allclose(ours, theirs.loc[ours.index], rtol=1e-9)
+
+
+def test_rolling_volatility_keeps_both_lines_visible_when_they_coincide() -> None:
+    r = _returns("2015-01-02", "2016-12-30")
+    fig = qs_charts.rolling_volatility_figure(-r, r, 126, 252, "Strategy", "Buy & hold")
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines()}
+    strat, bench = lines["Strategy"], lines["Buy & hold"]
+    np.testing.assert_allclose(strat.get_ydata(), bench.get_ydata())  # a long/short twin
+    assert strat.get_linewidth() > 2 * bench.get_linewidth()  # a band ...
+    assert bench.get_zorder() > strat.get_zorder() and bench.get_linestyle() == "--"  # ... a line on it
+
+
+def test_log_scaled_returns_have_distinct_ticks_for_a_short_run() -> None:
+    fig = qs_charts.log_returns_figure(_short() - 0.002, _short() * 0.5)
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    low, high = ax.get_ylim()
+    shown = [t.get_text() for t, v in zip(ax.get_yticklabels(), ax.get_yticks(), strict=True)
+             if low <= v <= high]
+    assert len(shown) >= 3 and len(set(shown)) == len(shown) and "0%" in shown

@@ -275,3 +275,69 @@ def test_plot_functions_return_png_or_note() -> None:
     assert "no-data" in plots.plot_fold_mse(empty, MODELS)
     # positions fall back to the target column
     assert "target position" in plots.plot_positions(None, inp["predictions"])
+
+
+def _qs_metric(page: str, label: str) -> tuple[str, str]:
+    """(benchmark, strategy) cells of a row of quantstats' key-metrics table."""
+    m = re.search(rf"<tr><td>{re.escape(label)}</td><td>([^<]*)</td><td>([^<]*)</td></tr>", page)
+    assert m, f"no {label} row"
+    return m.group(1), m.group(2)
+
+
+def test_quantstats_shows_the_same_buy_and_hold_span_and_figures_as_the_summary(
+    tmp_path: Path,
+) -> None:
+    from reports.trading_metrics import strategy_metrics
+
+    inputs = _inputs(300)
+    inputs["returns"].iloc[:20] = 0.0  # the strategy is flat on its first bars
+    page = write_tearsheet(tmp_path / "span.html", periods_per_year=252.0, title="S",
+                           benchmark_label="Buy & hold SPY", **inputs).read_text(encoding="utf-8")
+    idx = inputs["returns"].index
+    assert f"{idx[0]:%d %b, %Y}".lstrip("0") in page.split("</h1>")[0]
+    assert "matched dates" not in page
+    bench = strategy_metrics(inputs["benchmark"], 252.0)
+    assert _qs_metric(page, "Cumulative Return")[0] == f"{bench['total_return'] * 100:.2f}%"
+    assert _qs_metric(page, "Sharpe")[0] == f"{bench['sharpe']:.2f}"
+
+
+def test_the_verdict_opens_the_models_section(tmp_path: Path) -> None:
+    lines = ["No edge: the fused forecast does not beat the zero forecast significantly.",
+             "Against the baselines, ..."]
+    text = write_model_report(tmp_path / "v.html", periods_per_year=252.0, title="V",
+                              verdict=lines, **_inputs(120)).read_text(encoding="utf-8")
+    section = text[text.index('id="lstmknn-models"'):]
+    assert section.index("<b>No edge: the fused forecast") < section.index("<h3>")
+    assert "<p>Against the baselines, ...</p>" in section
+
+
+def test_a_short_run_page_leaves_out_what_it_is_too_short_for_and_has_no_blank_cells(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("quantstats")
+    page = write_tearsheet(tmp_path / "short.html", periods_per_year=252.0, title="Short",
+                           benchmark_label="Buy & hold SPY", **_inputs(83)).read_text("utf-8")
+    _check_offline_page(page)
+    qs_part = page[:page.index('id="lstmknn-models"')]
+    for div in ("rolling_beta", "rolling_vol", "rolling_sharpe", "rolling_sortino",
+                "eoy_returns", "monthly_dist"):
+        block = re.search(rf'<div id="{div}">(.*?)</div>', qs_part, re.S)
+        assert block and "left out" in block.group(1) and "<img" not in block.group(1), div
+    assert "Multiplier" not in qs_part and "01-01 00" not in qs_part
+    assert not re.search(r"<td>\s*%?\s*</td>", qs_part)  # no "%" or empty metric cells
+    assert _qs_metric(page, "1Y") == ("n/a", "n/a")
+    assert _qs_metric(page, "Max Drawdown")[1].endswith("%")
+    assert _qs_metric(page, "Max Drawdown")[1] != "%"
+
+
+def test_the_performance_table_reads_in_the_units_quantstats_uses(qs_page: str) -> None:
+    from reports.trading_metrics import strategy_metrics
+
+    section = qs_page[qs_page.index('id="lstmknn-models"'):]
+    inputs = _inputs()
+    total = strategy_metrics(prepare_returns(inputs["returns"]), 252.0)["total_return"]
+    row = re.search(r"<th>total_return</th>\s*<td>([^<]+)</td>", section)
+    assert row and row.group(1) == f"{total * 100:.2f}%"
+    assert float(row.group(1).rstrip("%")) == float(_qs_metric(qs_page, "Cumulative Return")[1]
+                                                    .rstrip("%"))  # quantstats drops a 0
+    assert re.search(r"<th>total_commission</th>\s*<td>\d[\d,]*\.\d\d</td>", section)

@@ -150,3 +150,15 @@ def test_infer_intraday_sessions() -> None:
     assert infer_periods_per_year(_session("min", "15:59")) == pytest.approx(252 * 390)
     tz = _session("h", "15:30").tz_localize("America/New_York")
     assert infer_periods_per_year(tz) == pytest.approx(252 * 6.5)
+
+
+def test_costs_are_commission_plus_slippage_when_trades_record_slippage() -> None:
+    idx = pd.bdate_range("2024-01-01", periods=3)
+    trades = pd.DataFrame({"date": idx, "size": [10.0, 10.0, 4.0], "price": [100.0, 101.0, None],
+                           "commission": [1.0, 1.5, 0.0], "slippage": [0.5, 0.25, 0.0],
+                           "status": ["filled", "partial", "cancelled"]})
+    a = activity_metrics(None, trades, None, 252)
+    assert a["total_commission"] == pytest.approx(2.5)  # the partial fill's commission too
+    assert a["slippage_cost"] == pytest.approx(0.75)
+    assert a["costs"] == pytest.approx(3.25)
+    assert "costs" not in activity_metrics(None, trades.drop(columns="slippage"), None, 252)

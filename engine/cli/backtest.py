@@ -35,7 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def forecast_lines(summary: dict) -> str:
-    """The forecast table printed after a run (undefined statistics as n/a)."""
+    """The forecast table printed after a run (undefined statistics as n/a), then the
+    verdict in words (:func:`reports.verdict.forecast_verdict`, as on the tearsheet)."""
+    from reports.verdict import forecast_verdict
+
     def num(v: float | None, fmt: str) -> str:
         return "n/a" if v is None else format(v, fmt)
 
@@ -44,7 +47,7 @@ def forecast_lines(summary: dict) -> str:
         rows.append(f"{m:<12} {num(v.get('mse'), '.3e'):>9}  {num(v.get('mae'), '.3e'):>9}  "
                     f"{num(v.get('direction_accuracy'), '.3f'):>7}  {num(v.get('ic'), '+.3f'):>6}  "
                     f"{v.get('n', 0):>5}")
-    return "\n".join(rows)
+    return "\n".join([*rows, "", *forecast_verdict(summary)["lines"]])
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
