@@ -138,7 +138,8 @@ class Run:
         self.predictions = p.set_index(["date", "symbol"]) if "symbol" in p else p.set_index("date")
         res = backtest.result
         self.equity = res.equity.set_index("date")
-        self.trades = res.trades.set_index("date")
+        trades = res.trades if "slippage" in res.trades else res.trades_with_costs()
+        self.trades = trades.set_index("date")
         self.positions = res.positions
         self.benchmark = backtest.benchmark
         self.path: Path | None = backtest.out_dir
@@ -339,9 +340,10 @@ def load(path: str | Path) -> Run:
     equity, trades = files["equity"], files["trades"]
     strat = summary.get("strategy") or {}
     result = BacktestResult(equity=equity, trades=trades, positions=files["positions"],
-                            costs=float(strat.get("commission_paid") or 0.0),
+                            commission_paid=float(strat.get("commission_paid") or 0.0),
                             slippage_cost=float(strat.get("slippage_cost") or 0.0),
-                            engine="loaded")
+                            engine="loaded",
+                            slippage=trades["slippage"] if "slippage" in trades else None)
     folds = pd.read_csv(folder / "folds.csv", parse_dates=["train_start", "train_end",
                                                            "test_start", "test_end"]) \
         if (folder / "folds.csv").is_file() else pd.DataFrame()
