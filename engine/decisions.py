@@ -40,20 +40,21 @@ def periods_per_year(datas: Sequence[PriceData]) -> float:
 
 def decide(datas: Sequence[PriceData], cfg: Config, *, strategy: Strategy | None = None,
            cache: FoldCache | None = None, asof: pd.Timestamp | None = None,
-           jobs: int = 1, scheduler: str | None = None, quiet: bool = True,
-           fusions: Sequence[str] = ()) -> Decisions:
+           since: pd.Timestamp | None = None, jobs: int = 1, scheduler: str | None = None,
+           quiet: bool = True, fusions: Sequence[str] = ()) -> Decisions:
     """Forecasts of ``datas`` (cut at ``asof`` when given) and the strategy's targets.
 
     With data cut at ``asof`` the rows up to ``asof`` equal those of the full run:
     forecasts never read later bars, and the strategy decides each bar from that bar's
     rows and earlier ones (path-dependent rules replay from the first decision, the
-    fits coming from the fold cache).
+    fits coming from the fold cache). ``since`` (with ``asof``): rows from this bar on are
+    enough (default: the ``asof`` bar; a paper step wants every new bar).
     """
     ppy = periods_per_year(datas)
     strategy = strategy if strategy is not None else strategy_for(cfg, ppy)
-    since = None
+    first = None
     if asof is not None and not strategy.path_dependent:
-        since = pd.Timestamp(asof)
-    fc = forecast(datas, cfg, cache=cache, asof=asof, since=since, jobs=jobs,
+        first = pd.Timestamp(since if since is not None else asof)
+    fc = forecast(datas, cfg, cache=cache, asof=asof, since=first, jobs=jobs,
                   scheduler=scheduler, quiet=quiet, fusions=fusions)
     return Decisions(fc, strategy.targets(fc.predictions), strategy, ppy)

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from engine.cli import main
-from engine.paper.runner import PAUSE_ENV
+from engine.paper.step import PAUSE_ENV
 from engine.paper.store import LEDGER_FILE, TRADING_TABLES, open_ledger, snapshot
 from tests.helpers import write_config, write_csv
 

@@ -8,19 +8,13 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.common import add_cache, add_config, config_from_args
+from engine.cli.common import add_cache, add_config, add_data, config_from_args, load_options
 from engine.cli.signal import format_records
 from engine.errors import UserError
-from engine.paper.runner import (
-    account_status,
-    export_signals,
-    init_account,
-    result_dict,
-    status_text,
-    step_account,
-    step_summary,
-    write_account_report,
-)
+from engine.paper.accounts import account_status, export_signals, init_account
+from engine.paper.report import write_account_report
+from engine.paper.step import result_dict, step_account
+from engine.paper.text import init_text, status_text, step_summary
 
 ROOT_HELP = ("accounts folder (default ./paper_accounts or $LSTMKNN_PAPER_ROOT; a symbolic link "
              "is used only when named here or in the variable)")
@@ -40,16 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.set_defaults(func=func)
         return c
 
-    c = command("init", "create an account", cmd_init)
-    c.add_argument("--data", required=True, metavar="SOURCE",
-                   help="the one symbol to trade: bundled name (sp500, msft), CSV path or NAME=path")
+    c = command("init", "create an account trading one symbol or a universe", cmd_init)
+    add_data(c, required=True)
     add_config(c)
     c.add_argument("--cash", type=float, help="starting cash (overrides execution.cash)")
     c.add_argument("--start", metavar="DATE",
                    help="first bar that may trade (default: the first forecast)")
     add_cache(c, default="cache/ in the account folder")
 
-    c = command("step", "process every new bar of the data source", cmd_step)
+    c = command("step", "process every new bar of the account's sources", cmd_step)
     c.add_argument("--until", metavar="DATE", help="process bars up to this date/time only")
     c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="seconds to wait for a busy account (default 0: fail at once)")
@@ -61,7 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print the step result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress and no summary line")
 
-    c = command("status", "positions, cash, equity, last signal, open orders", cmd_status)
+    c = command("status", "the book per symbol and in total: positions, cash, equity, "
+                          "signals, open orders", cmd_status)
     c.add_argument("--json", action="store_true", help="JSON output")
 
     c = command("report", "write the tearsheet of the account so far", cmd_report)
@@ -94,9 +88,8 @@ def cmd_init(args: argparse.Namespace) -> int:
         except OSError as exc:  # pragma: no cover - load_config read it a moment ago
             raise UserError(f"--config {args.config}: {exc.strerror}") from None
     acct = init_account(args.root, args.account, args.data, cfg, text, start=args.start,
-                        cache=_cache_arg(args))
-    print(f"created paper account {acct['name']}: {acct['symbol']} from {acct['data_source']}, "
-          f"cash {acct['cash']:,.2f}, config {acct['config_hash']}")
+                        cache=_cache_arg(args), options=load_options(args))
+    print(init_text(acct))
     return 0
 
 
