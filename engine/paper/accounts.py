@@ -137,7 +137,7 @@ def _status(ledger: Ledger, factory: BrokerFactory) -> dict[str, Any]:
     acct = ledger.account()
     broker = factory(ledger, execution_params(account_config(acct)))
     last = ledger.last_equity()
-    closes = ledger.last_closes()
+    lasts = ledger.last_bars()
     basis = broker.cost_basis()
     cash = broker.cash()
     held = broker.positions()
@@ -146,14 +146,15 @@ def _status(ledger: Ledger, factory: BrokerFactory) -> dict[str, Any]:
     book, positions = [], []
     for sym in account_symbols(acct):
         shares = held.get(sym, 0.0)
-        close = closes.get(sym)
+        seen, close = lasts.get(sym, (None, None))
         mv = shares * close if close is not None else (0.0 if not shares else None)
         sig = signals.get(sym)
         row = {"symbol": sym, "shares": shares, "avg_price": basis.get(sym) if shares else None,
                "close": close, "market_value": mv,
                "weight": mv / value if mv is not None and value else None,
                "target": sig["target"] if sig else None,
-               "last_signal": sig["asof"] if sig else None}
+               "last_signal": sig["asof"] if sig else None, "last_bar": seen,
+               "stale": seen is not None and seen != acct["last_bar"]}
         book.append(row)
         if shares:
             positions.append({k: row[k] for k in ("symbol", "shares", "avg_price", "close",

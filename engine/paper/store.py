@@ -527,8 +527,12 @@ class Ledger:
 
     def last_closes(self) -> dict[str, float]:
         """Each symbol's close at its last processed bar."""
-        rows = self.conn.execute("SELECT symbol, close, MAX(pos) FROM bars GROUP BY symbol")
-        return {r[0]: r[1] for r in rows}
+        return {s: c for s, (_, c) in self.last_bars().items()}
+
+    def last_bars(self) -> dict[str, tuple[str, float]]:
+        """Each symbol's last processed bar: ``symbol -> (date, close)``."""
+        rows = self.conn.execute("SELECT symbol, date, close, MAX(pos) FROM bars GROUP BY symbol")
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     # --- equity
 

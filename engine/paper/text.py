@@ -79,9 +79,10 @@ def status_text(st: dict[str, Any]) -> str:
             close = f"{b['close']:.4f}" if b["close"] is not None else "-"
             weight = f"{b['weight']:+.3f}" if b["weight"] is not None else "-"
             target = f"{b['target']:+.3f}" if b["target"] is not None else "-"
+            stale = f" (no bar since {b['last_bar']})" if b["stale"] else ""
             lines.append(f"  {b['symbol']:<10} {b['shares']:>12.6g} {avg:>11} {close:>11} "
                          f"{_money(b['market_value']):>14} {weight:>7} {target:>7}  "
-                         f"{b['last_signal'] or '-'}")
+                         f"{b['last_signal'] or '-'}{stale}")
     else:
         for p in st["positions"]:
             lines.append(f"  position {p['symbol']}: {p['shares']:.6g} shares @ avg "
