@@ -263,3 +263,19 @@ def test_a_symbol_that_stops_while_stepping_bar_by_bar_is_held_at_its_last_close
     assert shares == json.loads(led["equity"][-3]["positions"]).get("S0002", 0.0)
     assert shares  # it was held when it stopped: it cannot be sold without a bar
     assert f"(no bar since {dates[180]})" in paper("status", "uni")[1]
+
+
+def test_the_reading_options_given_at_init_are_used_by_every_step(paper, universe, tmp_path):
+    frame = universe["frame"].assign(**{"adj close": lambda f: f["close"] * 0.5})
+    csv = tmp_path / "adjusted.csv"
+    frame.to_csv(csv, index=False, sep=";", date_format="%Y-%m-%d")
+    rc, _, err = paper("init", "adj", "--data", str(csv), "--sep", ";", "--price-column",
+                       "adj close", "--config", str(cfg_file(universe, "threshold", THRESHOLD)),
+                       "--cache", str(universe["dir"] / "cache-threshold"))
+    assert rc == 0, err
+    dates = [f"{d:%Y-%m-%d}" for d in universe["dates"]]
+    assert paper("step", "adj", "--quiet", "--until", dates[120])[0] == 0
+    assert paper("step", "adj", "--quiet", "--until", dates[121])[0] == 0  # verifies the rows
+    bars = snapshot(paper.root / "adj" / LEDGER_FILE)["bars"]
+    want = frame.set_index(["date", "symbol"])["adj close"]
+    assert bars and all(b["close"] == want[pd.Timestamp(b["date"]), b["symbol"]] for b in bars)

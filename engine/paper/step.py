@@ -173,10 +173,9 @@ def _decisions(rows: pd.DataFrame, datas: Sequence[PriceData], cfg: Config,
                after: pd.Timestamp | None) -> dict[pd.Timestamp, list[_Decision]]:
     """Signal records of the new decision rows, per bar (symbols in account order)."""
     config_hash = cfg.hash()
-    order = {d.symbol: i for i, d in enumerate(datas)}
     out: dict[pd.Timestamp, list[_Decision]] = {}
     by_symbol = dict(tuple(rows.groupby("symbol", sort=False)))
-    for d in sorted(datas, key=lambda d: order[d.symbol]):
+    for d in datas:
         mine = by_symbol.get(d.symbol)
         if mine is None:
             continue
