@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from engine.backtest import load_data, run_backtest
+from engine.cache import FoldCache
 from engine.cli import main
 from engine.config import load_config
+from engine.decisions import decide
 from engine.paper.accounts import open_account
 from engine.paper.report import ledger_frames
 from engine.paper.store import LEDGER_FILE, snapshot
@@ -279,3 +281,36 @@ def test_the_reading_options_given_at_init_are_used_by_every_step(paper, univers
     bars = snapshot(paper.root / "adj" / LEDGER_FILE)["bars"]
     want = frame.set_index(["date", "symbol"])["adj close"]
     assert bars and all(b["close"] == want[pd.Timestamp(b["date"]), b["symbol"]] for b in bars)
+
+
+def test_after_an_accepted_revision_the_rank_book_continues_from_what_the_account_holds(
+        paper, universe, tmp_path):
+    csv = edit(universe, tmp_path, lambda f: f)
+    cfg = cfg_file(universe, "pooled_rank", POOLED_RANK)
+    init(paper, universe, "uni", cfg, str(csv))
+    stamps = universe["dates"]
+    dates = [f"{d:%Y-%m-%d}" for d in stamps]
+    assert paper("step", "uni", "--quiet", "--until", dates[140])[0] == 0
+
+    def revise(f):
+        at = (f["symbol"] == "S0001") & f["date"].between(stamps[120], stamps[139])
+        f.loc[at, ["open", "high", "low", "close"]] *= 1.3
+        return f
+
+    edit(universe, tmp_path, revise)
+    assert paper("step", "uni", "--quiet", "--accept-revisions-from", dates[120], "--until",
+                 dates[145])[0] == 0
+    signals = pd.DataFrame(snapshot(paper.root / "uni" / LEDGER_FILE)["signals"])
+    signals["date"] = pd.to_datetime(signals["date"])
+    recorded = signals[signals["date"] <= stamps[140]]
+    decided = decide(load_data([str(csv)]), load_config(cfg), asof=stamps[145],
+                     cache=FoldCache(universe["dir"] / f"cache-{cfg.stem}"))
+    replay = decided.predictions.set_index(["date", "symbol"])["target"]
+    old = recorded.set_index(["date", "symbol"])["target"]
+    assert not np.array_equal(replay.loc[old.index].to_numpy(), old.to_numpy())  # it diverged
+    book = recorded.sort_values("date").groupby("symbol")["target"].last().to_dict()
+    new = decided.predictions[decided.predictions["date"] > stamps[140]]
+    want = decided.strategy.targets(new.drop(columns="target"), held=book)
+    got = signals[signals["date"] > stamps[140]].set_index(["date", "symbol"])["target"]
+    np.testing.assert_array_equal(got.sort_index(), want.set_index(["date", "symbol"])["target"]
+                                  .sort_index())
