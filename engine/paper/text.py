@@ -63,8 +63,9 @@ def _money(x: float | None) -> str:
 
 def status_text(st: dict[str, Any]) -> str:
     """A short human-readable status: totals, then the book per symbol."""
-    lines = [f"account {st['account']} ({_symbols(st['symbols'])}, {st['data_source']}), "
-             f"config {st['config_hash']}",
+    what = (f" ({st['symbols'][0]}, {st['data_source']})" if len(st["symbols"]) == 1 else
+            f": {_symbols(st['symbols'])} from {st['data_source']}")
+    lines = [f"account {st['account']}{what}, config {st['config_hash']}",
              f"last bar {st['last_bar'] or '-'}; trading since {st['trading_since'] or '-'}",
              f"equity {st['equity']:,.2f} ({st['total_return']:+.2%}); cash {st['cash']:,.2f}"]
     if len(st["symbols"]) > 1:
