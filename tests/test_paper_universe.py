@@ -110,8 +110,13 @@ def test_a_universe_account_stepped_bar_by_bar_reproduces_the_backtest(paper, un
     np.testing.assert_array_equal(sig["target"], pred["target"])
     held = frames["positions"]
     assert (held != 0).sum().gt(0).sum() >= 3  # the book held most symbols at some point
+    orders = snapshot(paper.root / "uni" / LEDGER_FILE)["orders"]
+    expired = [(o["symbol"], o["decided"]) for o in orders if o["status"] == "expired"]
+    if name == "threshold":  # decided at the close before S0001's missing bar: never sent
+        assert expired == [("S0001", dates[139])]
     print(f"universe parity {name}: max rel equity diff vs vectorized {vec:.1e}, vs backtrader "
-          f"{bt:.1e}; {len(frames['equity'])} bars, {len(frames['trades'])} fill reports")
+          f"{bt:.1e}; {len(frames['equity'])} bars, {len(frames['trades'])} fill reports, "
+          f"{len(expired)} expired orders")
 
 
 def test_status_and_report_show_the_book_per_symbol_and_in_total(paper, universe, tmp_path):
