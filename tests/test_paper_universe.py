@@ -324,3 +324,26 @@ def test_after_an_accepted_revision_the_rank_book_continues_from_what_the_accoun
     got = signals[signals["date"] > stamps[140]].set_index(["date", "symbol"])["target"]
     np.testing.assert_array_equal(got.sort_index(), want.set_index(["date", "symbol"])["target"]
                                   .sort_index())
+
+
+def test_a_rolling_window_on_one_symbol_keeps_trading_until_it_is_too_short_for_it(
+        paper, universe, tmp_path):
+    csv = edit(universe, tmp_path, lambda f: f)
+    init(paper, universe, "uni", cfg_file(universe, "threshold", THRESHOLD), str(csv))
+    stamps = universe["dates"]
+    dates = [f"{d:%Y-%m-%d}" for d in stamps]
+    assert paper("step", "uni", "--quiet", "--until", dates[140])[0] == 0
+    before = snapshot(paper.root / "uni" / LEDGER_FILE)
+
+    def roll(n):
+        return lambda f: f[(f["symbol"] != "S0000") | (f["date"] >= stamps[n])]
+
+    edit(universe, tmp_path, roll(100))  # S0000 keeps 40 rows before the next bar
+    rc, _, err = paper("step", "uni", "--until", dates[150])
+    assert rc == 2 and f"S0000 ({csv}): holds 41 rows before the next bar to decide" in err
+    assert len(err.strip().splitlines()) == 1 and snapshot(paper.root / "uni" / LEDGER_FILE) == before
+    edit(universe, tmp_path, roll(10))
+    rc, out, err = paper("step", "uni", "--json", "--until", dates[150])
+    res = json.loads(out)
+    assert rc == 0 and res["dropped"] == 10 and res["traded"] == 10, err
+    assert {s for s in res["targets"]} == {"S0000", "S0001", "S0002"}

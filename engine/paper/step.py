@@ -231,14 +231,14 @@ def _first_new(data: PriceData, after: pd.Timestamp | None) -> int:
 
 
 def _check_decisions(pred: pd.DataFrame, datas: Sequence[PriceData], traded: set[str],
-                     after: pd.Timestamp | None, cfg: Config) -> None:
+                     after: pd.Timestamp | None, cfg: Config, universe: bool) -> None:
     """DataError when a symbol the account already traded has a new bar but no decision at
     its first one (a rolling source left too few rows for the next decision)."""
     decided = set(zip(pred["symbol"], pred["date"], strict=True))
     for d in datas:
         p = _first_new(d, after)
         if d.symbol in traded and p < len(d.frame) and (d.symbol, d.frame.index[p]) not in decided:
-            raise DataError(needs_message(d, p, cfg, where(d, len(datas) > 1)))
+            raise DataError(needs_message(d, p, cfg, where(d, universe)))
 
 
 def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.Timestamp | None,
@@ -248,6 +248,7 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
     cfg = account_config(acct)
     datas = load_universe(acct)
     validate_universe(cfg, [d.symbol for d in datas])
+    universe = len(datas) > 1
     if accept is not None:  # accepted only if every row before ``accept`` still verifies
         with ledger.transaction():
             out.revision = accept_revisions(ledger, datas, accept)
@@ -274,12 +275,12 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
             for d in datas:
                 p = _first_new(d, last_bar)
                 if d.symbol in traded and p < len(d.frame):
-                    raise DataError(needs_message(d, p, cfg, where(d, len(datas) > 1))) from None
+                    raise DataError(needs_message(d, p, cfg, where(d, universe))) from None
             raise
         out.waiting = str(exc)  # too little data for any forecast yet: process nothing
         return out
     if trading:
-        _check_decisions(decided.predictions, datas, traded, last_bar, cfg)
+        _check_decisions(decided.predictions, datas, traded, last_bar, cfg, universe)
     new = _with_spans(_new_targets(decided, ledger, dates[0]), decided.forecasts.folds)
     out.walk_forward_seconds = round(time.perf_counter() - t_wf, 3)
     bars = _NewBars(dates, rows, _decisions(new, datas, cfg, last_bar))
@@ -288,7 +289,7 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
     out.queued = [_order_row(o) for o in broker.open_orders()]
     last = bars.decisions.get(dates[-1], [])
     out.targets = {d.symbol: d.target for d in last}
-    out.target = last[0].target if len(datas) == 1 and last else None
+    out.target = last[0].target if not universe and last else None
     return out
 
 
