@@ -31,7 +31,7 @@ from data.options import LoadOptions
 from data.prices import PriceData
 from data.universe import check_universe
 
-__all__ = ["BUNDLED", "LoadOptions", "bundled_path", "load_file", "load_sources"]
+__all__ = ["BUNDLED", "LoadOptions", "absolute_spec", "bundled_path", "load_file", "load_sources"]
 
 BUNDLED = {"sp500": "sp500.csv", "msft": "msft.csv", "us20": "us20.csv.gz",
            "sp500_members": "sp500_members.csv.gz"}
@@ -135,6 +135,14 @@ def _load_spec(spec: str, options: LoadOptions) -> list[PriceData]:
         raise DataError(f"{spec}: {text} holds {len(datas)} symbols ({shown}); NAME=path names a "
                         f"source with exactly one symbol")
     return [dataclasses.replace(datas[0], symbol=name)]
+
+
+def absolute_spec(spec: str) -> str:
+    """``spec`` made independent of the working directory: a bundled name lower-cased, a path
+    absolute, ``NAME=`` kept (loading the result later gives the same symbols)."""
+    name, text = _split_spec(str(spec).strip())
+    rest = text.lower() if text.lower() in BUNDLED else str(Path(text).expanduser().resolve())
+    return f"{name}={rest}" if name is not None else rest
 
 
 def load_sources(specs: Sequence[str], options: LoadOptions | None = None) -> list[PriceData]:

@@ -343,7 +343,7 @@ def load(path: str | Path) -> Run:
                             commission_paid=float(strat.get("commission_paid") or 0.0),
                             slippage_cost=float(strat.get("slippage_cost") or 0.0),
                             engine="loaded",
-                            slippage=trades["slippage"] if "slippage" in trades else None)
+                            slippage=trades.get("slippage"))
     folds = pd.read_csv(folder / "folds.csv", parse_dates=["train_start", "train_end",
                                                            "test_start", "test_end"]) \
         if (folder / "folds.csv").is_file() else pd.DataFrame()

@@ -22,11 +22,7 @@ from data.loader import PriceData
 from engine.cache import FoldCache
 from engine.config import Config, validate_universe
 from engine.decisions import Decisions, decide
-from engine.forecasts import symbol_forecasts
-from engine.params import strategy_for
-from engine.progress import Progress
 from engine.runio import clean_json, format_timestamp
-from reports.periods import infer_periods_per_year
 from strategies.strategy import Strategy
 
 OHLCV = ["open", "high", "low", "close", "volume"]
@@ -65,21 +61,6 @@ def data_hashes(frame: pd.DataFrame, start: int, stop: int) -> list[str]:
 def data_hash(frame: pd.DataFrame, upto: int) -> str:
     """sha256 of the canonical bytes of rows ``0..upto`` (inclusive)."""
     return data_hashes(frame, upto, upto + 1)[0]
-
-
-def compute_signals(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | None = None,
-                    since: pd.Timestamp | None = None, progress: Progress | None = None,
-                    available: tuple[str, ...] | None = None) -> pd.DataFrame:
-    """One symbol's walk-forward rows up to its last bar (from ``since`` on), with ``target``
-    and the fold's training span (the data cut at its last bar, as :func:`decide` does)."""
-    strategy = strategy_for(cfg, infer_periods_per_year(prices.index))
-    wf_since = None if strategy.path_dependent else since
-    wf = symbol_forecasts(prices, cfg, cache, available, wf_since, True, progress)
-    pred = strategy.targets(wf.predictions.assign(symbol="_")).drop(columns="symbol")
-    if since is not None:
-        pred = pred[pred["date"] >= pd.Timestamp(since)]
-    spans = wf.folds.set_index("fold")[["train_start", "train_end", "train_size"]]
-    return pred.join(spans, on="fold").reset_index(drop=True)
 
 
 def signal_record(row: pd.Series, symbol: str, config_hash: str, data_digest: str,

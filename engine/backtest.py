@@ -272,9 +272,10 @@ def data_name(summary: dict[str, Any]) -> str:
 
 def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models: list[str],
                  equity: pd.DataFrame, trades: pd.DataFrame, positions: pd.DataFrame,
-                 benchmark: pd.Series) -> Path:
-    """The HTML tearsheet (quantstats + the model section) from a run's pandas objects."""
-    from reports.tearsheet import write_tearsheet  # quantstats loads only when a page is drawn
+                 benchmark: pd.Series, *, title: str | None = None, fast: bool = False) -> Path:
+    """The HTML tearsheet (quantstats + the model section) from a run's pandas objects; also
+    the report of a paper account (its own ``title``). ``fast``: the model section only."""
+    from reports.tearsheet import write_model_report, write_tearsheet  # quantstats loads late
 
     name = data_name(summary)
     returns = equity.set_index("date")["return"]
@@ -282,13 +283,14 @@ def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models:
     n_symbols = predictions["symbol"].nunique()
     label = f"Buy & hold {name}" if n_symbols == 1 else "Equal-weight buy & hold"
     n_trials = int((summary.get("config") or {}).get("report", {}).get("n_trials", 1))
-    return write_tearsheet(folder / "tearsheet.html", returns,
-                           benchmark.reindex(returns.index).rename(label),
-                           predictions.dropna(subset=["y_true"]), models, trades, positions,
-                           equity, summary["periods_per_year"],
-                           f"lstmknn walk-forward: {name}", extra_tables=extra,
-                           n_trials=n_trials, benchmark_label=label,
-                           verdict=forecast_verdict(summary)["lines"])
+    writer = write_model_report if fast else write_tearsheet
+    return writer(folder / "tearsheet.html", returns,
+                  benchmark.reindex(returns.index).rename(label),
+                  predictions.dropna(subset=["y_true"]), models, trades, positions,
+                  equity, summary["periods_per_year"],
+                  title or f"lstmknn walk-forward: {name}", extra_tables=extra,
+                  n_trials=n_trials, benchmark_label=label,
+                  verdict=forecast_verdict(summary)["lines"])
 
 
 RUN_FILES = ["summary.json", "predictions.csv", "equity.csv", "trades.csv", "positions.csv",

@@ -40,24 +40,27 @@ def periods_per_year(datas: Sequence[PriceData]) -> float:
 
 def decide(datas: Sequence[PriceData], cfg: Config, *, strategy: Strategy | None = None,
            cache: FoldCache | None = None, asof: pd.Timestamp | None = None,
-           jobs: int = 1, scheduler: str | None = None, quiet: bool = True,
-           fusions: Sequence[str] = (), history: bool = False) -> Decisions:
+           since: pd.Timestamp | None = None, jobs: int = 1, scheduler: str | None = None,
+           quiet: bool = True, fusions: Sequence[str] = (), history: bool = False) -> Decisions:
     """Forecasts of ``datas`` (cut at ``asof`` when given) and the strategy's targets.
 
     With data cut at ``asof`` the rows up to ``asof`` equal those of the full run:
     forecasts never read later bars, and the strategy decides each bar from that bar's
     rows and earlier ones (path-dependent rules replay from the first decision, the
     fits coming from the fold cache). With ``asof``, rows before every symbol's last
-    decision are left out unless the rule needs them or ``history`` asks for them.
+    decision are left out unless the rule needs them or ``history`` asks for them;
+    ``since`` moves that first row earlier (a paper step wants every new bar).
     """
     ppy = periods_per_year(datas)
     strategy = strategy if strategy is not None else strategy_for(cfg, ppy)
-    since = None
+    first = None
     if asof is not None and not strategy.path_dependent and not history:
         # rows from every symbol's last decision on: a symbol whose data ended before
         # ``asof`` shares capital on its last bar with the symbols trading that day
         lasts = [d.frame.index[d.frame.index <= pd.Timestamp(asof)] for d in datas]
-        since = min((ix[-1] for ix in lasts if len(ix)), default=pd.Timestamp(asof))
-    fc = forecast(datas, cfg, cache=cache, asof=asof, since=since, jobs=jobs,
+        first = min((ix[-1] for ix in lasts if len(ix)), default=pd.Timestamp(asof))
+        if since is not None:
+            first = min(first, pd.Timestamp(since))
+    fc = forecast(datas, cfg, cache=cache, asof=asof, since=first, jobs=jobs,
                   scheduler=scheduler, quiet=quiet, fusions=fusions)
     return Decisions(fc, strategy.targets(fc.predictions), strategy, ppy)

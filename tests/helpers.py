@@ -40,6 +40,27 @@ def write_csv(frame: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def staggered_universe(n_symbols: int = 4, n_days: int = 200, *, seed: int = 3,
+                       starts: tuple[int, ...] = (), ends: tuple[int, ...] = ()) -> pd.DataFrame:
+    """A small synthetic universe (long frame ``date, symbol, OHLCV``): symbol ``i`` keeps its
+    rows from position ``starts[i]`` to ``ends[i]`` (inclusive; default: every row)."""
+    from data.synthetic import make_universe
+
+    frame = make_universe(n_symbols, n_days, ic=0.1, seed=seed)
+    pos = frame.groupby("symbol").cumcount()
+    sym = frame["symbol"].map({s: i for i, s in enumerate(sorted(frame["symbol"].unique()))})
+    first = sym.map(lambda i: starts[i] if i < len(starts) else 0)
+    last = sym.map(lambda i: ends[i] if i < len(ends) else n_days - 1)
+    keep = (pos >= first) & (pos <= last)
+    return frame.loc[keep, ["date", "symbol", "open", "high", "low", "close", "volume"]]
+
+
+def write_long_csv(frame: pd.DataFrame, path: Path) -> Path:
+    """A long (one row per symbol and date) price file."""
+    frame.to_csv(path, index=False, date_format="%Y-%m-%d")
+    return path
+
+
 def write_config(path: Path, extra: dict | None = None) -> Path:
     """Write the small config (plus ``extra`` sections merged in) as a TOML file."""
     raw = copy.deepcopy(SMALL)

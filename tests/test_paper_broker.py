@@ -8,8 +8,9 @@ from collections.abc import Mapping
 import pytest
 
 from engine.config import from_dict
+from engine.paper.accounts import init_account, open_account
 from engine.paper.broker import Broker, Fill, Order, PaperBroker
-from engine.paper.runner import init_account, open_account, step_account
+from engine.paper.step import step_account
 from strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
 from strategies.costs import ExecutionParams
 from tests.helpers import SMALL, write_csv

@@ -12,11 +12,14 @@ import time
 import pytest
 
 from engine.cli import main
-from engine.paper.runner import PAUSE_ENV
+from engine.paper.step import PAUSE_ENV
 from engine.paper.store import LEDGER_FILE, TRADING_TABLES, open_ledger, snapshot
-from tests.helpers import write_config, write_csv
+from tests.helpers import staggered_universe, write_config, write_csv, write_long_csv
 
 KILLS = 16
+UNIVERSE_KILLS = 10
+RANK = {"walk_forward": {"train_window": 80, "step": 20}, "lstm": {"mc_passes": 3},
+        "model": {"scope": "pooled"}, "signal": {"sizing": "rank", "top_k": 2, "bottom_k": 1}}
 
 
 
@@ -30,6 +33,20 @@ def accounts(tmp_path, sp500):
     for name in ("ref", "crash"):
         assert main(["paper", "init", "--root", str(root), "--account", name, "--data", str(csv),
                      "--config", str(cfg)]) == 0
+    return root
+
+
+@pytest.fixture
+def universe_accounts(tmp_path):
+    """Two pooled rank accounts on the same 5-symbol universe (staggered listings), sharing
+    one fold cache: the reference trains it, the killed steps find their models there."""
+    frame = staggered_universe(5, 200, seed=4, starts=(0, 10, 20, 30, 40))
+    csv = write_long_csv(frame, tmp_path / "universe.csv")
+    cfg = write_config(tmp_path / "rank.toml", RANK)
+    root = tmp_path / "accounts"
+    for name in ("ref", "crash"):
+        assert main(["paper", "init", "--root", str(root), "--account", name, "--data", str(csv),
+                     "--config", str(cfg), "--cache", str(tmp_path / "cache")]) == 0
     return root
 
 
@@ -51,10 +68,11 @@ def last_pos(path):
 
 def assert_consistent(led):
     """Invariants of a committed ledger: every traded bar has its equity row, orders are
-    pending only for the last bar, every fill belongs to an order executed that bar."""
-    traded = [b["date"] for b in led["bars"] if b["traded"]]
+    pending only for the last bar, every fill belongs to an order executed that bar (a bar
+    has one row per symbol with data there)."""
+    traded = list(dict.fromkeys(b["date"] for b in led["bars"] if b["traded"]))
     assert [e["date"] for e in led["equity"]] == traded
-    assert led["account"]["last_pos"] == len(led["bars"]) - 1
+    assert led["account"]["last_pos"] == len({b["pos"] for b in led["bars"]}) - 1
     last = led["account"]["last_bar"]
     assert all(o["decided"] == last for o in led["orders"] if o["status"] == "pending")
     executed = {o["id"]: o["executed_on"] for o in led["orders"]}
@@ -109,6 +127,40 @@ def test_kill_9_at_random_moments_then_stepping_again_gives_the_uninterrupted_le
     assert mid_run >= 5
     print(f"survived {kills} kill -9 ({mid_run} after bars were being committed) "
           f"in {time.monotonic() - t0:.0f}s")
+
+
+def test_kill_9_at_random_moments_of_a_five_symbol_rank_account_gives_the_uninterrupted_ledger(
+        universe_accounts):
+    root = universe_accounts
+    t0 = time.monotonic()
+    assert main(["paper", "step", "--root", str(root), "--account", "ref", "--quiet"]) == 0
+    reference = dump(root / "ref" / LEDGER_FILE)
+    assert len({s["symbol"] for s in reference["signals"]}) == 5
+    path = root / "crash" / LEDGER_FILE
+    rng = random.Random(20240602)
+    kills = mid_run = 0
+    startup = 2.0
+    while kills < UNIVERSE_KILLS and time.monotonic() - t0 < 90:
+        before = last_pos(path)
+        proc = spawn(root, "crash", pause=0.02)
+        if kills % 3 == 2:  # a random moment: start-up, the pooled walk-forward or bars
+            time.sleep(rng.uniform(0.1, 1.15 * startup))
+        else:  # a random moment just after bars start being committed
+            startup = wait_for_commit(proc, path, before)
+            time.sleep(rng.uniform(0.0, 0.15))
+        if not kill(proc):
+            assert proc.returncode == 0, proc.stderr.read().decode()
+            break
+        kills += 1
+        mid_run += last_pos(path) != before
+        assert_consistent(dump(path))
+    assert kills >= 6 and mid_run >= 3, (kills, mid_run)
+    assert main(["paper", "step", "--root", str(root), "--account", "crash", "--quiet"]) == 0
+    survived = dump(path)
+    for table in (*TRADING_TABLES, "account", "integrity"):
+        assert survived[table] == reference[table], table
+    print(f"5-symbol rank account survived {kills} kill -9 ({mid_run} after bars were being "
+          f"committed) in {time.monotonic() - t0:.0f}s")
 
 
 def test_a_second_step_on_a_busy_account_is_refused_until_the_first_is_gone(accounts, capsys):

@@ -10,7 +10,8 @@ from data.loader import load_prices
 from engine.backtest import run_backtest
 from engine.cli import main
 from engine.config import load_config
-from engine.paper.runner import ledger_frames, open_account
+from engine.paper.accounts import open_account
+from engine.paper.report import ledger_frames
 from engine.params import execution_params
 from strategies.execution import execute
 from tests.helpers import write_config, write_csv

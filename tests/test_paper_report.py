@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from engine.cli import main
-from engine.paper.runner import REPORT_MARK, is_report
+from engine.paper.report import REPORT_MARK, is_report
 from tests.helpers import write_config
 
 

@@ -13,8 +13,8 @@ import pytest
 from engine.cli import main
 from engine.config import from_dict
 from engine.errors import UserError
-from engine.paper import runner, store
-from engine.paper.runner import init_account
+from engine.paper import step, store
+from engine.paper.accounts import init_account
 from engine.paper.store import (
     APP_ID,
     APP_NAME,
@@ -172,22 +172,49 @@ def test_waiting_for_the_lock_succeeds_once_the_holder_lets_go(tmp_path):
     t.join()
 
 
-def test_a_version_1_ledger_is_upgraded_by_adding_the_revisions_table(ledger_path):
-    conn = sqlite3.connect(ledger_path)  # deliberately rewrite the file as version 1 wrote it
-    conn.execute("DROP TABLE revisions")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    conn.execute("PRAGMA user_version = 1")
+def rewrite_as_version(path, version):
+    """Rewrite a ledger as version 1 or 2 wrote it: ``bars`` without ``symbol``, no account
+    sources/symbols/reading options (and, for version 1, no ``revisions`` table)."""
+    conn = sqlite3.connect(path)
+    for column in ("sources", "symbols", "data_options"):
+        conn.execute(f"ALTER TABLE account DROP COLUMN {column}")
+    conn.execute("CREATE TABLE old_bars (pos INTEGER PRIMARY KEY, date TEXT NOT NULL UNIQUE, "
+                 "row_hash TEXT NOT NULL, close REAL NOT NULL, traded INTEGER NOT NULL)")
+    conn.execute("INSERT INTO old_bars SELECT pos, date, row_hash, close, traded FROM bars")
+    conn.execute("DROP TABLE bars")
+    conn.execute("ALTER TABLE old_bars RENAME TO bars")
+    if version == 1:
+        conn.execute("DROP TABLE revisions")
+    conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+    conn.execute(f"PRAGMA user_version = {version}")
     conn.commit()
     conn.close()
-    before = snapshot(ledger_path)
-    ledger = open_ledger(ledger_path)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_an_older_ledger_is_upgraded_in_place_and_steps_on_like_a_new_one(root, small_csv,
+                                                                          shared, version):
+    # Version 3 (universe accounts) changed the bars table: this replaces the version-1 test
+    # that only dropped the revisions table, which cannot rebuild a version-1 file any more.
+    make_account(root, "new", small_csv, shared)
+    make_account(root, "old", small_csv, shared)
+    for name in ("new", "old"):
+        assert paper(root, "step", "--account", name, "--until", "2000-06-01", "--quiet") == 0
+    path = root / "old" / LEDGER_FILE
+    before = snapshot(path)
+    rewrite_as_version(path, version)
+    ledger = open_ledger(path)
     try:
         info = ledger.describe()
-        assert info["user_version"] == 2 and info["meta"]["schema_version"] == "2"
-        assert "revisions" in info["tables"] and ledger.revisions() == []
+        assert info["user_version"] == SCHEMA_VERSION == 3
+        assert info["meta"]["schema_version"] == "3" and ledger.revisions() == []
+        assert ledger.account()["symbols"] == '["small"]'
     finally:
         ledger.close()
-    assert snapshot(ledger_path) == before
+    assert snapshot(path) == before
+    for name in ("new", "old"):
+        assert paper(root, "step", "--account", name, "--quiet") == 0
+    assert snapshot(path) == snapshot(root / "new" / LEDGER_FILE)
 
 
 # ----------------------------------------------------------------------------- symlinks
@@ -310,7 +337,7 @@ def test_a_full_disk_mid_step_is_one_line_the_ledger_stays_whole_and_a_later_ste
         ledger.conn.execute(f"PRAGMA max_page_count = {pages + 4}")
         return ledger
 
-    monkeypatch.setattr(runner, "open_ledger", small_disk)
+    monkeypatch.setattr(step, "open_ledger", small_disk)
     capsys.readouterr()
     assert paper(root, "step", "--account", "full", "--quiet") == 2
     err = capsys.readouterr().err

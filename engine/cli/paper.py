@@ -9,7 +9,14 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.common import add_cache, add_config, config_from_args, date_arg
+from engine.cli.common import (
+    add_cache,
+    add_config,
+    add_data,
+    config_from_args,
+    date_arg,
+    load_options,
+)
 from engine.cli.signal import format_records
 from engine.errors import UserError
 
@@ -31,16 +38,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         c.set_defaults(func=func)
         return c
 
-    c = command("init", "create an account", cmd_init)
-    c.add_argument("--data", required=True, metavar="SOURCE",
-                   help="the one symbol to trade: bundled name (sp500, msft), CSV path or NAME=path")
+    c = command("init", "create an account trading one symbol or a universe", cmd_init)
+    add_data(c, required=True)
     add_config(c)
     c.add_argument("--cash", type=float, help="starting cash (overrides execution.cash)")
     c.add_argument("--start", metavar="DATE",
                    help="first bar that may trade (default: the first forecast)")
     add_cache(c, default="cache/ in the account folder")
 
-    c = command("step", "process every new bar of the data source", cmd_step)
+    c = command("step", "process every new bar of the account's sources", cmd_step)
     c.add_argument("--until", metavar="DATE", help="process bars up to this date/time only")
     c.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="seconds to wait for a busy account (default 0: fail at once)")
@@ -52,7 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--json", action="store_true", help="print the step result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress and no summary line")
 
-    c = command("status", "positions, cash, equity, last signal, open orders", cmd_status)
+    c = command("status", "the book per symbol and in total: positions, cash, equity, "
+                          "signals, open orders", cmd_status)
     c.add_argument("--json", action="store_true", help="JSON output")
 
     c = command("report", "write the tearsheet of the account so far", cmd_report)
@@ -71,8 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _date_text(text: str | None, option: str) -> str | None:
     """A date option read by the data's rule (``03/02/2017`` refused as ambiguous), passed on
-    as ISO text. (engine.paper.runner._parse_date should call data.dates.parse_date itself,
-    for Python-API callers; left to the paper branch.)"""
+    as ISO text (the accounts read it again by the same rule)."""
     from engine.runio import format_timestamp
 
     ts = date_arg(text, option)
@@ -97,7 +103,8 @@ def _cache_arg(args: argparse.Namespace) -> str | None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.paper.runner import init_account
+    from engine.paper.accounts import init_account
+    from engine.paper.text import init_text
 
     cfg = config_from_args(args)
     text = ""
@@ -108,14 +115,14 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise UserError(f"--config {args.config}: {exc.strerror}") from None
     acct = init_account(args.root, args.account, args.data, cfg, text,
                         start=_date_text(args.start, "--start"),
-                        cache=_cache_arg(args))
-    print(f"created paper account {acct['name']}: {acct['symbol']} from {acct['data_source']}, "
-          f"cash {acct['cash']:,.2f}, config {acct['config_hash']}")
+                        cache=_cache_arg(args), options=load_options(args))
+    print(init_text(acct))
     return 0
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    from engine.paper.runner import result_dict, step_account, step_summary
+    from engine.paper.step import result_dict, step_account
+    from engine.paper.text import step_summary
 
     wait = _wait(args.wait)
     res = step_account(args.root, args.account, until=_date_text(args.until, "--until"),
@@ -130,7 +137,8 @@ def cmd_step(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.paper.runner import account_status, status_text
+    from engine.paper.accounts import account_status
+    from engine.paper.text import status_text
 
     st = account_status(args.root, args.account)
     print(json.dumps(st, indent=2) if args.json else status_text(st))
@@ -138,14 +146,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.paper.runner import write_account_report
+    from engine.paper.report import write_account_report
 
     print(f"wrote {write_account_report(args.root, args.account, args.out, fast=args.fast)}")
     return 0
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
-    from engine.paper.runner import export_signals
+    from engine.paper.accounts import export_signals
 
     records = export_signals(args.root, args.account, _date_text(args.since, "--since"))
     if records:

@@ -64,7 +64,11 @@ class Broker(ABC):
     @abstractmethod
     def sync(self, bar: str, opens: Mapping[str, float],
              volumes: Mapping[str, float]) -> list[Fill]:
-        """Bring the book up to the open of ``bar``; return the fills that happened there."""
+        """Bring the book up to the open of ``bar``; return the fills that happened there.
+
+        ``opens`` holds the symbols with a bar here; an order for any other symbol expires
+        unfilled (the backtest never sends an order that has no bar to fill at).
+        """
 
     @abstractmethod
     def submit_targets(self, bar: str, targets: Mapping[str, float],
@@ -124,6 +128,10 @@ class PaperBroker(Broker):
     def sync(self, bar: str, opens: Mapping[str, float],
              volumes: Mapping[str, float]) -> list[Fill]:
         pending = self.ledger.pending_orders()
+        for o in pending:
+            if o["symbol"] not in opens:
+                self.ledger.finish_order(o["id"], "expired", 0.0, bar)
+        pending = [o for o in pending if o["symbol"] in opens]
         if not pending:
             return []
         state = self._state()

@@ -4,8 +4,11 @@ One folder per account under the accounts root: ``ledger.sqlite`` (WAL mode),
 ``lock`` (``flock``-ed by whoever writes), ``cache/`` (fold models) and
 ``report/``. The ledger is recognised by ``PRAGMA application_id``,
 ``PRAGMA user_version`` and the ``meta`` table; any other file is refused,
-never overwritten. A version-1 ledger is upgraded in place by adding the
-``revisions`` table (additive; nothing else changes).
+never overwritten. Older ledgers are upgraded in place, in one transaction:
+version 1 -> 2 adds the ``revisions`` table; 2 -> 3 (universe accounts) adds the
+account's ``sources``, ``symbols`` and ``data_options`` and a ``symbol`` column to
+``bars`` (one row per symbol and processed bar), filled from the one symbol the
+account traded.
 
 Nothing in an account folder may be a symbolic link (it would let writes, or
 another account's ledger, escape the folder), nor the account folder itself;
@@ -32,7 +35,7 @@ from engine.errors import UserError
 
 APP_ID = 0x4C4B4E50  # "LKNP"
 APP_NAME = "lstmknn-paper"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 LEDGER_FILE = "ledger.sqlite"
 LOCK_FILE = "lock"
 CACHE_DIR = "cache"
@@ -58,6 +61,19 @@ CREATE TABLE revisions (
     old_bars TEXT NOT NULL
 )"""
 
+# One row per symbol and processed bar: ``pos`` numbers the account's bars (the union of
+# its symbols' timestamps), ``row_hash`` is the symbol's OHLCV hash at that bar.
+BARS_TABLE = """
+CREATE TABLE bars (
+    pos INTEGER NOT NULL,
+    symbol TEXT NOT NULL,
+    date TEXT NOT NULL,
+    row_hash TEXT NOT NULL,
+    close REAL NOT NULL,
+    traded INTEGER NOT NULL,
+    PRIMARY KEY (pos, symbol)
+)"""
+
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE account (
@@ -74,20 +90,17 @@ CREATE TABLE account (
     cache_dir TEXT NOT NULL,
     last_pos INTEGER NOT NULL DEFAULT -1,
     last_bar TEXT,
-    created_at TEXT NOT NULL
+    created_at TEXT NOT NULL,
+    sources TEXT NOT NULL DEFAULT '[]',
+    symbols TEXT NOT NULL DEFAULT '[]',
+    data_options TEXT NOT NULL DEFAULT '{}'
 );
 CREATE TABLE positions (
     symbol TEXT PRIMARY KEY,
     shares REAL NOT NULL,
     avg_price REAL NOT NULL
 );
-CREATE TABLE bars (
-    pos INTEGER PRIMARY KEY,
-    date TEXT NOT NULL UNIQUE,
-    row_hash TEXT NOT NULL,
-    close REAL NOT NULL,
-    traded INTEGER NOT NULL
-);
+""" + BARS_TABLE + """;
 CREATE TABLE signals (
     date TEXT NOT NULL,
     symbol TEXT NOT NULL,
@@ -135,7 +148,8 @@ CREATE TABLE equity (
 """ + REVISIONS_TABLE + ";\n"
 
 # Tables a snapshot compares (name -> order), and the trading state of the account row.
-TRADING_TABLES = {"positions": "symbol", "bars": "pos", "signals": "date", "orders": "id",
+TRADING_TABLES = {"positions": "symbol", "bars": "pos, symbol", "signals": "date, symbol",
+                  "orders": "id",
                   "fills": "id", "equity": "date"}
 SIGNAL_COLUMNS = ["asof", "symbol", "fold", "lstm", "lstm_conf", "knn", "knn_conf", "regime",
                   "alpha", "fused", "fusion_used", "target", "train_start", "train_end",
@@ -143,11 +157,12 @@ SIGNAL_COLUMNS = ["asof", "symbol", "fold", "lstm", "lstm_conf", "knn", "knn_con
 
 
 class Bar(NamedTuple):
-    """A processed bar: ledger position, timestamp text, OHLCV hash."""
+    """A symbol's processed bar: ledger position, timestamp text, OHLCV hash, symbol."""
 
     pos: int
     date: str
     row_hash: str
+    symbol: str
 
 
 # ----------------------------------------------------------------------------- folders
@@ -307,12 +322,37 @@ def require_account(folder: Path) -> None:
 
 def _upgrade_v1(conn: sqlite3.Connection) -> None:
     """Version 1 -> 2: add the ``revisions`` table (nothing else changes)."""
+    conn.execute(REVISIONS_TABLE)
+
+
+def _upgrade_v2(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the account's sources, symbols and reading options, and ``bars`` with a
+    ``symbol`` column (a version-2 account traded one symbol from one source)."""
+    for column, default in (("sources", "'[]'"), ("symbols", "'[]'"), ("data_options", "'{}'")):
+        conn.execute(f"ALTER TABLE account ADD COLUMN {column} TEXT NOT NULL DEFAULT {default}")
+    symbol, source = conn.execute("SELECT symbol, data_source FROM account WHERE id = 1").fetchone()
+    conn.execute("UPDATE account SET sources = ?, symbols = ? WHERE id = 1",
+                 (json.dumps([source]), json.dumps([symbol])))
+    conn.execute("ALTER TABLE bars RENAME TO bars_v2")
+    conn.execute(BARS_TABLE)
+    conn.execute("INSERT INTO bars (pos, symbol, date, row_hash, close, traded) "
+                 "SELECT pos, ?, date, row_hash, close, traded FROM bars_v2", (symbol,))
+    conn.execute("DROP TABLE bars_v2")
+
+
+UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2}  # version -> step to the next version
+
+
+def _upgrade(conn: sqlite3.Connection) -> None:
+    """Bring an older ledger to :data:`SCHEMA_VERSION`, all steps in one transaction."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
-            conn.execute(REVISIONS_TABLE)
-            conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
-            conn.execute("PRAGMA user_version = 2")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        while version < SCHEMA_VERSION:
+            UPGRADES[version](conn)
+            version += 1
+            conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
+            conn.execute(f"PRAGMA user_version = {version}")
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -334,12 +374,12 @@ def open_ledger(path: Path) -> Ledger:
             if meta.get("application") != APP_NAME:
                 raise UserError(f"{path} is not an lstmknn paper ledger (meta table); refusing "
                                 "to use it")
-            if version not in (1, SCHEMA_VERSION) or meta.get("schema_version") != str(version):
+            if not 1 <= version <= SCHEMA_VERSION or meta.get("schema_version") != str(version):
                 raise UserError(f"{path}: ledger schema version {version} is not supported by "
                                 f"this lstmknn (version {SCHEMA_VERSION}); refusing to use it")
             _pragmas(conn)
-            if version == 1:
-                _upgrade_v1(conn)
+            if version < SCHEMA_VERSION:
+                _upgrade(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
         if isinstance(exc, sqlite3.OperationalError) and _user_error(exc, path):
@@ -452,34 +492,47 @@ class Ledger:
     # --- bars
 
     def bars(self) -> list[Bar]:
-        """Processed bars in order."""
-        return [Bar(*r) for r in self.conn.execute("SELECT pos, date, row_hash FROM bars ORDER BY pos")]
+        """Processed bars of every symbol, in order (by position, then symbol)."""
+        return [Bar(*r) for r in self.conn.execute(
+            "SELECT pos, date, row_hash, symbol FROM bars ORDER BY pos, symbol")]
 
     def bar_rows(self, since_pos: int = 0) -> list[dict[str, Any]]:
         """Full rows of the processed bars from ledger position ``since_pos`` on."""
-        return self._all("SELECT * FROM bars WHERE pos >= ? ORDER BY pos", (since_pos,))
+        return self._all("SELECT * FROM bars WHERE pos >= ? ORDER BY pos, symbol", (since_pos,))
 
-    def add_bars(self, rows: Iterable[tuple[str, str, float, bool]]) -> None:
-        """Append processed bars ``(date, row_hash, close, traded)`` and move ``last_bar``."""
+    def add_bars(self, rows: Iterable[tuple[str, str, str, float, bool]]) -> None:
+        """Append processed bars ``(date, symbol, row_hash, close, traded)`` (ordered by date;
+        the rows of one date share a position) and move ``last_pos`` / ``last_bar``."""
         rows = list(rows)
         if not rows:
             return
-        first = int(self.account()["last_pos"]) + 1
+        pos = int(self.account()["last_pos"])
+        out, date = [], None
+        for d, sym, h, c, t in rows:
+            if d != date:
+                pos, date = pos + 1, d
+            out.append((pos, sym, d, h, c, int(t)))
         self.conn.executemany(
-            "INSERT INTO bars (pos, date, row_hash, close, traded) VALUES (?, ?, ?, ?, ?)",
-            [(first + i, d, h, c, int(t)) for i, (d, h, c, t) in enumerate(rows)])
+            "INSERT INTO bars (pos, symbol, date, row_hash, close, traded) VALUES (?, ?, ?, ?, ?, ?)",
+            out)
         self.conn.execute("UPDATE account SET last_pos = ?, last_bar = ? WHERE id = 1",
-                          (first + len(rows) - 1, rows[-1][0]))
+                          (pos, date))
 
-    def replace_bars(self, from_pos: int, rows: Sequence[tuple[str, str, float, bool]]) -> None:
+    def replace_bars(self, from_pos: int,
+                     rows: Sequence[tuple[str, str, str, float, bool]]) -> None:
         """Replace the processed bars from ``from_pos`` on with ``rows`` (accepted revisions)."""
         self.conn.execute("DELETE FROM bars WHERE pos >= ?", (from_pos,))
         self.conn.execute("UPDATE account SET last_pos = ? WHERE id = 1", (from_pos - 1,))
         self.add_bars(rows)
 
-    def last_close(self) -> float | None:
-        row = self.conn.execute("SELECT close FROM bars ORDER BY pos DESC LIMIT 1").fetchone()
-        return row[0] if row else None
+    def last_closes(self) -> dict[str, float]:
+        """Each symbol's close at its last processed bar."""
+        return {s: c for s, (_, c) in self.last_bars().items()}
+
+    def last_bars(self) -> dict[str, tuple[str, float]]:
+        """Each symbol's last processed bar: ``symbol -> (date, close)``."""
+        rows = self.conn.execute("SELECT symbol, date, close, MAX(pos) FROM bars GROUP BY symbol")
+        return {r[0]: (r[1], r[2]) for r in rows}
 
     # --- equity
 
@@ -541,8 +594,20 @@ class Ledger:
             [rec.get(c) for c in SIGNAL_COLUMNS] + [json.dumps(dict(rec))])
 
     def last_signal(self) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT record FROM signals ORDER BY date DESC LIMIT 1").fetchone()
+        """The latest signal record (of the last symbol by name on that bar)."""
+        row = self.conn.execute(
+            "SELECT record FROM signals ORDER BY date DESC, symbol DESC LIMIT 1").fetchone()
         return json.loads(row[0]) if row else None
+
+    def last_signals(self) -> dict[str, dict[str, Any]]:
+        """Each symbol's latest signal record."""
+        rows = self.conn.execute("SELECT symbol, record, MAX(date) FROM signals GROUP BY symbol")
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def signal_targets(self) -> list[tuple[str, str, float]]:
+        """``(date, symbol, target)`` of every recorded signal, oldest first."""
+        return [tuple(r) for r in self.conn.execute(
+            "SELECT date, symbol, target FROM signals ORDER BY date, symbol")]
 
     def signals(self) -> list[dict[str, Any]]:
         """Every signal record, oldest first."""
