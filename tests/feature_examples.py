@@ -67,3 +67,17 @@ def ema_declared(prices: pd.DataFrame) -> pd.Series:
 
 
 ema_declared.warmup = 1200  # (49/51)^1200 < 1e-20
+
+
+def vandal(prices: pd.DataFrame, panel: dict | None) -> pd.Series:
+    """Hostile but clean in value: edits its inputs in place (prices, every panel frame, the
+    panel dict) before returning a plain 1-bar return."""
+    out = np.log(prices["close"]).diff().rename("ret_1v")
+    prices["close"] *= 10.0
+    prices.iloc[:, 0] = 0.0
+    for frame in (panel or {}).values():
+        frame["close"] *= 3.0
+        frame.loc[:, "open"] = -1.0
+    if panel:
+        panel.clear()
+    return out
