@@ -132,11 +132,27 @@ def _close_out_ended(tgt: np.ndarray, real: np.ndarray, tradable: np.ndarray) ->
     close before the symbol's last bar) is set to flat, so no position is left valued at a
     frozen price. The strategy's targets (``predictions.csv``) are left as decided.
     """
+    for j, i in close_out_rows(real).items():
+        tgt[i, j] = 0.0
+
+
+def close_out_rows(real: np.ndarray) -> dict[int, int]:
+    """Per symbol (column of ``real``, its bars on the union calendar) whose bars end before
+    the calendar's last row: the row at whose close its last fillable order is decided.
+
+    The one rule of the backtest's engines and of paper accounts (which apply it when a
+    step's data show a symbol has stopped).
+    """
     n = len(real)
+    out: dict[int, int] = {}
+    if n < 2:
+        return out
+    tradable = real[:-1] & real[1:]
     for j in range(real.shape[1]):
         bars = np.flatnonzero(real[:, j])
         if not len(bars) or bars[-1] >= n - 1:
             continue
         fills = np.flatnonzero(tradable[: bars[-1], j])
         if len(fills):
-            tgt[fills[-1], j] = 0.0
+            out[j] = int(fills[-1])
+    return out

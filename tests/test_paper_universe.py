@@ -87,8 +87,9 @@ def test_a_universe_account_stepped_bar_by_bar_reproduces_the_backtest(paper, un
     dates = [f"{d:%Y-%m-%d}" for d in universe["dates"]]
     # Trading starts at bar 117 (S0000's warm-up + train_window), S0003 decides from bar 162,
     # S0002 stops at bar 180: one-bar steps from the first decisions on, then longer ones, none
-    # ending on S0002's last two bars (the backtest closes a stopping symbol at its last open,
-    # knowing it stops; stepping bar by bar, an account learns it only after its last bar).
+    # ending on S0002's last two bars (the exchange closes a stopping symbol at its last open;
+    # an account applies the same close-out when a step's data show the stop, and a step that
+    # ends on the bar before learns of it only afterwards).
     for until in [dates[100], *dates[116:128], dates[150], dates[170], None]:
         rc, _, err = paper("step", "uni", "--quiet", *(["--until", until] if until else []))
         assert rc == 0, err
@@ -112,8 +113,9 @@ def test_a_universe_account_stepped_bar_by_bar_reproduces_the_backtest(paper, un
     assert (held != 0).sum().gt(0).sum() >= 3  # the book held most symbols at some point
     orders = snapshot(paper.root / "uni" / LEDGER_FILE)["orders"]
     expired = [(o["symbol"], o["decided"]) for o in orders if o["status"] == "expired"]
-    if name == "threshold":  # decided at the close before S0001's missing bar: never sent
-        assert expired == [("S0001", dates[139])]
+    if name == "threshold":  # decided at the close before S0001's missing bar, and at
+        # S0002's last bar once it was sold out (its data stop): no bar to fill at, expired
+        assert expired == [("S0001", dates[139]), ("S0002", dates[180])]
     print(f"universe parity {name}: max rel equity diff vs vectorized {vec:.1e}, vs backtrader "
           f"{bt:.1e}; {len(frames['equity'])} bars, {len(frames['trades'])} fill reports, "
           f"{len(expired)} expired orders")

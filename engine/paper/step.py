@@ -51,6 +51,7 @@ from engine.paper.store import (
 from engine.params import execution_params
 from engine.progress import progress_bar
 from engine.runio import format_timestamp
+from strategies.market import close_out_rows
 
 # Test hook: seconds to sleep inside each bar's transaction (crash-safety tests kill there).
 PAUSE_ENV = "LSTMKNN_PAPER_BAR_PAUSE"
@@ -130,6 +131,7 @@ class _NewBars:
     dates: pd.DatetimeIndex
     rows: dict[pd.Timestamp, list[_Row]]
     decisions: dict[pd.Timestamp, list[_Decision]]
+    close_outs: dict[pd.Timestamp, set[str]] = field(default_factory=dict)
 
     def text(self, pos: int) -> str:
         return format_timestamp(self.dates[pos])
@@ -160,6 +162,18 @@ def _new_rows(datas: Sequence[PriceData], after: pd.Timestamp | None
                                  sub["volume"].to_numpy(float).tolist(), strict=True):
             out.setdefault(t, []).append(_Row(d.symbol, format_timestamp(t), h, o, c, v))
     return dict(sorted(out.items()))
+
+
+def _close_outs(datas: Sequence[PriceData]) -> dict[pd.Timestamp, set[str]]:
+    """The bars at whose close a symbol that the step's data show stopping is sold (the
+    exchange's close-out of :func:`strategies.market.close_out_rows`, as in a backtest). A
+    stop seen only after that bar was processed leaves the position at its last close."""
+    union = pd.DatetimeIndex(sorted(set().union(*(d.frame.index for d in datas))))
+    real = np.column_stack([union.isin(d.frame.index) for d in datas])
+    out: dict[pd.Timestamp, set[str]] = {}
+    for j, i in close_out_rows(real).items():
+        out.setdefault(union[i], set()).add(datas[j].symbol)
+    return out
 
 
 def _with_spans(rows: pd.DataFrame, folds: pd.DataFrame) -> pd.DataFrame:
@@ -283,7 +297,7 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
         _check_decisions(decided.predictions, datas, traded, last_bar, cfg, universe)
     new = _with_spans(_new_targets(decided, ledger, dates[0]), decided.forecasts.folds)
     out.walk_forward_seconds = round(time.perf_counter() - t_wf, 3)
-    bars = _NewBars(dates, rows, _decisions(new, datas, cfg, last_bar))
+    bars = _NewBars(dates, rows, _decisions(new, datas, cfg, last_bar), _close_outs(datas))
     broker = factory(ledger, execution_params(cfg))
     _process(ledger, broker, acct, bars, out, progress)
     out.queued = [_order_row(o) for o in broker.open_orders()]
@@ -349,8 +363,9 @@ def _trade_bars(ledger: Ledger, broker: Broker, bars: _NewBars, pos: int, out: S
             for d in decisions:
                 ledger.add_signal(d.record)
             if decisions:
-                broker.submit_targets(bar, {d.symbol: d.target for d in decisions
-                                            if np.isfinite(d.target)}, closes)
+                ended = bars.close_outs.get(ts, set())  # stopped symbols: sold, as in a backtest
+                broker.submit_targets(bar, {d.symbol: 0.0 if d.symbol in ended else d.target
+                                            for d in decisions if np.isfinite(d.target)}, closes)
                 out.signals += len(decisions)
             ledger.add_bars(bars.bar_rows(p, traded=True))
         value = now
