@@ -118,3 +118,22 @@ def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 3
     finally:
         os.close(master)
     return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def session_universe(symbols: tuple[str, ...] = ("AAPL", "MSFT"), rows: int = 130, *,
+                     after: int = 6, last: str = "2024-01-02", seed: int = 4) -> pd.DataFrame:
+    """A small synthetic universe under real tickers, on the fake broker's sessions
+    (:mod:`tests.fake_alpaca`): ``rows`` bars up to ``last``, then ``after`` more sessions."""
+    from datetime import date, timedelta
+
+    from tests.fake_alpaca import sessions
+
+    end = date.fromisoformat(last)
+    days = sessions(end - timedelta(days=2 * rows + 30), end + timedelta(days=2 * after + 14))
+    at = days.index(end)
+    days = days[at - rows + 1: at + after + 1]
+    frame = staggered_universe(len(symbols), len(days), seed=seed)
+    stamps = sorted(frame["date"].unique())
+    frame["date"] = frame["date"].map(dict(zip(stamps, pd.to_datetime(days), strict=True)))
+    frame["symbol"] = frame["symbol"].map({f"S{i:04d}": s for i, s in enumerate(symbols)})
+    return frame.reset_index(drop=True)
