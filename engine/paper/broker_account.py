@@ -187,8 +187,7 @@ class MirroredBroker(Broker):
         """Decide and send (a bar that is not the broker's current one is recorded missed)."""
         orders = self.remote.submit_targets(bar, targets, closes)
         self.submitted.append(bar)
-        decisions = self.remote.store.decisions(self.remote.account, bar)
-        if any(d["status"] == "missed" for d in decisions):
+        if not self.remote.is_current(bar):
             self.missed_bars.append(bar)
         self._mirror()
         return orders
@@ -217,8 +216,8 @@ class MirroredBroker(Broker):
         if self.missed_bars:
             first, last = self.missed_bars[0], self.missed_bars[-1]
             span = first if first == last else f"{first}..{last}"
-            out.append(f"{len(self.missed_bars)} bar(s) decided but not sent ({span}): only the "
-                       f"bar before {self.venue}'s next session sends orders")
+            out.append(f"{len(self.missed_bars)} bar(s) decided and recorded but not sent "
+                       f"({span}): only the bar before {self.venue}'s next session sends orders")
         if self.remote.missed_orders:
             out.append(f"{len(self.remote.missed_orders)} order(s) intended earlier and never "
                        "sent: their session has passed (missed)")
