@@ -60,6 +60,7 @@ class Paper:
     def __init__(self, tmp_path: Path, market: dict, fake: FakeControl, capsys,
                  name: str = "alp") -> None:
         self.market, self.fake, self.capsys, self.name = market, fake, capsys, name
+        tmp_path.mkdir(parents=True, exist_ok=True)
         self.csv = tmp_path / "prices.csv"
         self.root = tmp_path / "accounts"
         self.texts: list[str] = []
@@ -108,11 +109,13 @@ class Paper:
         assert rc == 0, err
         return out
 
-    def open_next(self, factor: float = 1.01) -> dict[str, float]:
-        """The fake opens the next session at the data's opens times ``factor`` (fills), then
-        closes it; the data gains that session."""
+    def open_next(self, factor: float = 1.01,
+                  fill: dict[str, float] | None = None) -> dict[str, float]:
+        """The fake opens the next session at the data's opens times ``factor`` (fills,
+        ``fill``: the fraction filled per symbol), then closes it (rests expire); the data
+        gains that session."""
         prices = {s: round(r["open"] * factor, 4) for s, r in self.rows(self.shown + 1).items()}
-        self.fake.advance(prices)
+        self.fake.advance(prices, fill)
         self.write(self.shown + 1)
         return prices
 
@@ -186,6 +189,8 @@ def assert_no_secret(paper: Paper, *texts: str) -> None:
 def test_a_broker_account_steps_bar_by_bar_and_its_ledger_follows_alpacas_fills(paper):
     out = paper.init()
     assert f"trades through Alpaca paper account {NUMBER}" in out
+    rc, text, _ = paper.cli("status")
+    assert rc == 0 and "reconciliation: not yet (no step has traded)" in text
     led = paper.ledger()
     assert led["account"]["cash"] == 100_000.0
     store = paper.store()
@@ -200,8 +205,8 @@ def test_a_broker_account_steps_bar_by_bar_and_its_ledger_follows_alpacas_fills(
     assert "bar(s) decided and recorded but not sent" in out and "sent, Alpaca says accepted" in out
     assert_follows_the_broker(paper)
     fills = 0
-    for _ in range(AFTER):
-        opens = paper.open_next(1.01)
+    for k in range(AFTER):
+        opens = paper.open_next(1.01, {"MSFT": 0.5} if k == 0 else None)
         paper.step()
         assert_follows_the_broker(paper)
         led = paper.ledger()
@@ -218,6 +223,10 @@ def test_a_broker_account_steps_bar_by_bar_and_its_ledger_follows_alpacas_fills(
                     paper.rows(paper.shown)[o["symbol"]]["open"] * (1 + sign * SLIPPAGE))
     assert fills >= 3
     led = paper.ledger()
+    partial = [o for o in led["orders"] if o["status"] == "expired" and o["filled_size"]]
+    assert partial and 0 < partial[0]["filled_size"] < abs(partial[0]["size"])
+    rest = [f for f in led["fills"] if f["order_id"] == partial[0]["id"]]
+    assert [f["status"] for f in rest] == ["partial", "expired"] and rest[1]["price"] is None
     filled = [o for o in led["orders"] if o["filled_size"] and o["model_price"] is not None]
     expect = sum((1 if o["size"] > 0 else -1) * (o["avg_price"] - o["model_price"])
                  * o["filled_size"] for o in filled)
