@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -126,10 +127,10 @@ def write_account_report(root: str | Path | None, name: str, out: str | Path | N
     return write_atomic(path, page)
 
 
-def shortfall_table(orders: list[dict[str, object]], venue: str) -> pd.DataFrame:
+def shortfall_table(orders: list[dict[str, Any]], venue: str) -> pd.DataFrame:
     """One row per filled order (broker price against the model's next-open fill, per order and
     cumulative) and a total row."""
-    sf = shortfall(orders)  # type: ignore[arg-type]
+    sf = shortfall(orders)
     cols = {"decided": "decided", "symbol": "symbol", "side": "side", "shares": "shares",
             "model_date": "model fill at open of", "model_price": "model price",
             "broker_price": f"{venue} price", "shortfall": "shortfall", "bps": "shortfall (bp)",
