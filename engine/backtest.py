@@ -11,7 +11,7 @@ import json
 import platform
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -272,14 +272,16 @@ def data_name(summary: dict[str, Any]) -> str:
 
 def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models: list[str],
                  equity: pd.DataFrame, trades: pd.DataFrame, positions: pd.DataFrame,
-                 benchmark: pd.Series, *, title: str | None = None, fast: bool = False) -> Path:
+                 benchmark: pd.Series, *, title: str | None = None, fast: bool = False,
+                 extra_tables: Mapping[str, pd.DataFrame] | None = None) -> Path:
     """The HTML tearsheet (quantstats + the model section) from a run's pandas objects; also
-    the report of a paper account (its own ``title``). ``fast``: the model section only."""
+    the report of a paper account (its own ``title`` and ``extra_tables``). ``fast``: the
+    model section only."""
     from reports.tearsheet import write_model_report, write_tearsheet  # quantstats loads late
 
     name = data_name(summary)
     returns = equity.set_index("date")["return"]
-    extra = {"Fusion method used per decision": fusion_counts(predictions)}
+    extra = {"Fusion method used per decision": fusion_counts(predictions), **(extra_tables or {})}
     n_symbols = predictions["symbol"].nunique()
     label = f"Buy & hold {name}" if n_symbols == 1 else "Equal-weight buy & hold"
     n_trials = int((summary.get("config") or {}).get("report", {}).get("n_trials", 1))

@@ -118,3 +118,86 @@ def run_in_terminal(args: list[str], cwd: Path | None = None, timeout: float = 3
     finally:
         os.close(master)
     return proc.wait(), b"".join(chunks).decode(errors="replace")
+
+
+def session_universe(symbols: tuple[str, ...] = ("AAPL", "MSFT"), rows: int = 130, *,
+                     after: int = 6, last: str = "2024-01-02", seed: int = 4) -> pd.DataFrame:
+    """A small synthetic universe under real tickers, on the fake broker's sessions
+    (:mod:`tests.fake_alpaca`): ``rows`` bars up to ``last``, then ``after`` more sessions."""
+    from datetime import date, timedelta
+
+    from tests.fake_alpaca import sessions
+
+    end = date.fromisoformat(last)
+    days = sessions(end - timedelta(days=2 * rows + 30), end + timedelta(days=2 * after + 14))
+    at = days.index(end)
+    days = days[at - rows + 1: at + after + 1]
+    frame = staggered_universe(len(symbols), len(days), seed=seed)
+    stamps = sorted(frame["date"].unique())
+    frame["date"] = frame["date"].map(dict(zip(stamps, pd.to_datetime(days), strict=True)))
+    frame["symbol"] = frame["symbol"].map({f"S{i:04d}": s for i, s in enumerate(symbols)})
+    return frame.reset_index(drop=True)
+
+
+class Driver:
+    """A process (``args``, run from the repository root) with its stdout and stderr lines
+    collected as they come, for the ``kill -9`` tests."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        import queue
+        import subprocess
+        import threading
+
+        root = Path(__file__).resolve().parents[1]
+        self.proc = subprocess.Popen(args, cwd=root, env=env, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
+        self.text: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(name, stream), daemon=True)
+                        for name, stream in (("out", self.proc.stdout),
+                                             ("err", self.proc.stderr))]
+        for t in self.readers:
+            t.start()
+
+    def _read(self, name: str, stream: Any) -> None:
+        for line in stream:
+            self.text.append(line)
+            self.lines.put((name, line))
+        self.lines.put((name, ""))
+
+    def wait_for(self, stream: str, prefix: str, timeout: float = 120.0) -> bool:
+        """True when a line starting with ``prefix`` came; False when the process ended first."""
+        import queue
+        import time
+
+        end = time.monotonic() + timeout
+        closed = set()
+        while time.monotonic() < end:
+            try:
+                name, line = self.lines.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if not line:
+                closed.add(name)
+                if len(closed) == 2:
+                    return False
+            elif name == stream and line.startswith(prefix):
+                return True
+        raise AssertionError(f"no {prefix!r} within {timeout} s")
+
+    def kill(self) -> bool:
+        """kill -9 if still running; True when it was killed."""
+        import os
+        import signal
+
+        if self.proc.poll() is not None:
+            return False
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.finish()
+        return self.proc.returncode == -signal.SIGKILL
+
+    def finish(self, timeout: float = 120.0) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        for t in self.readers:
+            t.join(timeout=10)
+        return rc

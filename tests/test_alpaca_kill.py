@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import random
-import signal
-import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -27,6 +23,7 @@ from tests.fake_alpaca import (
     spawned_fake,
     store_rows,
 )
+from tests.helpers import Driver
 
 ROOT = Path(__file__).resolve().parents[1]
 SYMBOLS = ("AAPL", "MSFT", "SPY")
@@ -57,57 +54,8 @@ BARS = [
 PLAN = ["intent", "post", "random", "post", "random", "post"]
 
 
-class Driver:
-    """One run of ``tests.broker_driver`` with its output lines collected as they come."""
-
-    def __init__(self, spec: dict, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.broker_driver",
-                                      json.dumps(spec)], cwd=ROOT, env=env, text=True,
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
-        self.text: list[str] = []
-        self.readers = [threading.Thread(target=self._read, args=(name, stream), daemon=True)
-                        for name, stream in (("out", self.proc.stdout),
-                                             ("err", self.proc.stderr))]
-        for t in self.readers:
-            t.start()
-
-    def _read(self, name: str, stream) -> None:  # noqa: ANN001
-        for line in stream:
-            self.text.append(line)
-            self.lines.put((name, line))
-        self.lines.put((name, ""))
-
-    def wait_for(self, stream: str, prefix: str, timeout: float = 120.0) -> bool:
-        """True when a line starting with ``prefix`` came; False when the process ended first."""
-        end = time.monotonic() + timeout
-        closed = set()
-        while time.monotonic() < end:
-            try:
-                name, line = self.lines.get(timeout=0.05)
-            except queue.Empty:
-                continue
-            if not line:
-                closed.add(name)
-                if len(closed) == 2:
-                    return False
-            elif name == stream and line.startswith(prefix):
-                return True
-        raise AssertionError(f"no {prefix!r} within {timeout} s")
-
-    def kill(self) -> bool:
-        """kill -9 if still running; True when it was killed."""
-        if self.proc.poll() is not None:
-            return False
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.finish()
-        return self.proc.returncode == -signal.SIGKILL
-
-    def finish(self, timeout: float = 120.0) -> int:
-        rc = self.proc.wait(timeout=timeout)
-        for t in self.readers:
-            t.join(timeout=10)
-        return rc
+def driver_args(spec: dict) -> list[str]:
+    return [sys.executable, "-m", "tests.broker_driver", json.dumps(spec)]
 
 
 def reference_run(fake: FakeControl, folder: Path) -> tuple[list, dict]:
@@ -143,7 +91,7 @@ def test_kill_nine_at_random_moments_leaves_exactly_the_orders_of_an_uninterrupt
                 env = dict(base_env)
                 if kind != "random":
                     env[PAUSE_ENV] = f"after_{kind}=60"
-                d = Driver(spec, env)
+                d = Driver(driver_args(spec), env)
                 if kind == "random":
                     d.wait_for("out", "ready")
                     time.sleep(rng.uniform(0.0, 0.25))
@@ -158,7 +106,7 @@ def test_kill_nine_at_random_moments_leaves_exactly_the_orders_of_an_uninterrupt
                 if done:
                     break
             if not done:
-                d = Driver(spec, base_env)
+                d = Driver(driver_args(spec), base_env)
                 assert d.finish() == 0, "".join(d.text)
                 outputs += d.text
             fake.advance(opens, fill)

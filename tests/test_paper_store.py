@@ -18,7 +18,9 @@ from engine.paper.accounts import init_account
 from engine.paper.store import (
     APP_ID,
     APP_NAME,
+    FILL_BROKER_COLUMNS,
     LEDGER_FILE,
+    ORDER_BROKER_COLUMNS,
     SCHEMA_VERSION,
     account_dir,
     account_lock,
@@ -173,16 +175,24 @@ def test_waiting_for_the_lock_succeeds_once_the_holder_lets_go(tmp_path):
 
 
 def rewrite_as_version(path, version):
-    """Rewrite a ledger as version 1 or 2 wrote it: ``bars`` without ``symbol``, no account
-    sources/symbols/reading options (and, for version 1, no ``revisions`` table)."""
+    """Rewrite a ledger as version 1, 2 or 3 wrote it: no account broker, no broker columns on
+    orders and fills (version 3); ``bars`` without ``symbol``, no account sources/symbols/
+    reading options (version 2); and no ``revisions`` table (version 1)."""
     conn = sqlite3.connect(path)
-    for column in ("sources", "symbols", "data_options"):
-        conn.execute(f"ALTER TABLE account DROP COLUMN {column}")
-    conn.execute("CREATE TABLE old_bars (pos INTEGER PRIMARY KEY, date TEXT NOT NULL UNIQUE, "
-                 "row_hash TEXT NOT NULL, close REAL NOT NULL, traded INTEGER NOT NULL)")
-    conn.execute("INSERT INTO old_bars SELECT pos, date, row_hash, close, traded FROM bars")
-    conn.execute("DROP TABLE bars")
-    conn.execute("ALTER TABLE old_bars RENAME TO bars")
+    conn.execute("DROP INDEX orders_client_id")
+    conn.execute("DROP INDEX fills_broker")
+    conn.execute("ALTER TABLE account DROP COLUMN broker")
+    for table, columns in (("orders", ORDER_BROKER_COLUMNS), ("fills", FILL_BROKER_COLUMNS)):
+        for column in columns:
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    if version <= 2:
+        for column in ("sources", "symbols", "data_options"):
+            conn.execute(f"ALTER TABLE account DROP COLUMN {column}")
+        conn.execute("CREATE TABLE old_bars (pos INTEGER PRIMARY KEY, date TEXT NOT NULL UNIQUE, "
+                     "row_hash TEXT NOT NULL, close REAL NOT NULL, traded INTEGER NOT NULL)")
+        conn.execute("INSERT INTO old_bars SELECT pos, date, row_hash, close, traded FROM bars")
+        conn.execute("DROP TABLE bars")
+        conn.execute("ALTER TABLE old_bars RENAME TO bars")
     if version == 1:
         conn.execute("DROP TABLE revisions")
     conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(version),))
@@ -191,11 +201,12 @@ def rewrite_as_version(path, version):
     conn.close()
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_an_older_ledger_is_upgraded_in_place_and_steps_on_like_a_new_one(root, small_csv,
                                                                           shared, version):
     # Version 3 (universe accounts) changed the bars table: this replaces the version-1 test
     # that only dropped the revisions table, which cannot rebuild a version-1 file any more.
+    # Version 4 (broker accounts) added columns: an older account trades locally.
     make_account(root, "new", small_csv, shared)
     make_account(root, "old", small_csv, shared)
     for name in ("new", "old"):
@@ -206,9 +217,11 @@ def test_an_older_ledger_is_upgraded_in_place_and_steps_on_like_a_new_one(root, 
     ledger = open_ledger(path)
     try:
         info = ledger.describe()
-        assert info["user_version"] == SCHEMA_VERSION == 3
-        assert info["meta"]["schema_version"] == "3" and ledger.revisions() == []
+        assert info["user_version"] == SCHEMA_VERSION == 4
+        assert info["meta"]["schema_version"] == "4"
+        assert ledger.revisions() == [] or version == 3
         assert ledger.account()["symbols"] == '["small"]'
+        assert ledger.account()["broker"] == "local"
     finally:
         ledger.close()
     assert snapshot(path) == before
@@ -219,7 +232,7 @@ def test_an_older_ledger_is_upgraded_in_place_and_steps_on_like_a_new_one(root, 
 
 # ----------------------------------------------------------------------------- symlinks
 
-@pytest.mark.parametrize("entry", [LEDGER_FILE, "lock", "cache", "report"])
+@pytest.mark.parametrize("entry", [LEDGER_FILE, "lock", "cache", "report", "broker.sqlite"])
 def test_a_symlink_inside_an_account_folder_is_refused_and_nothing_lands_outside(
         root, small_csv, tmp_path, capsys, entry):
     init_account(root, "other", str(small_csv), cfg(cash=5))

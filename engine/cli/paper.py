@@ -1,4 +1,5 @@
-"""``lstmknn paper init|step|status|report|signals``: a local paper trading account."""
+"""``lstmknn paper init|step|status|report|signals``: a paper trading account, local or trading
+through Alpaca's paper API (``--broker alpaca``)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ from engine.cli.common import (
 from engine.cli.signal import format_records
 from engine.errors import UserError
 
+BROKERS = ("local", "alpaca")  # engine.paper.broker_account.BROKERS (not imported: --help stays light)
+BROKER_HELP = ("where orders go: local (simulated fills at the next open, the default) or alpaca "
+               "(Alpaca's paper API; keys from APCA_API_KEY_ID and APCA_API_SECRET_KEY, read now "
+               "and at each step, never stored; the account's cash is Alpaca's)")
+ADOPT_HELP = ("for an account trading through a broker whose positions differ from the ledger's "
+              "book (a trade outside lstmknn, a position held before init): book the broker's "
+              "positions and cash as an adjustment (logged in broker.sqlite) and trade on")
 ROOT_HELP = ("accounts folder (default ./paper_accounts or $LSTMKNN_PAPER_ROOT; a symbolic link "
              "is used only when named here or in the variable)")
 
@@ -41,7 +49,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = command("init", "create an account trading one symbol or a universe", cmd_init)
     add_data(c, required=True)
     add_config(c)
-    c.add_argument("--cash", type=float, help="starting cash (overrides execution.cash)")
+    c.add_argument("--cash", type=float,
+                   help="starting cash (overrides execution.cash; local accounts only)")
+    c.add_argument("--broker", choices=BROKERS, default="local", help=BROKER_HELP)
     c.add_argument("--start", metavar="DATE",
                    help="first bar that may trade (default: the first forecast)")
     add_cache(c, default="cache/ in the account folder")
@@ -55,11 +65,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "inserted or removed rows up to the last processed bar): logged in the "
                         "ledger's revisions; what was traded stays, later decisions use the "
                         "revised data")
+    c.add_argument("--adopt-broker-positions", action="store_true", help=ADOPT_HELP)
     c.add_argument("--json", action="store_true", help="print the step result as JSON")
     c.add_argument("--quiet", action="store_true", help="no progress and no summary line")
 
     c = command("status", "the book per symbol and in total: positions, cash, equity, "
-                          "signals, open orders", cmd_status)
+                          "signals, open orders; a broker account's last reconciliation and "
+                          "implementation shortfall", cmd_status)
     c.add_argument("--json", action="store_true", help="JSON output")
 
     c = command("report", "write the tearsheet of the account so far", cmd_report)
@@ -106,6 +118,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from engine.paper.accounts import init_account
     from engine.paper.text import init_text
 
+    if args.broker != "local" and args.cash is not None:
+        raise UserError(f"--cash does not apply to --broker {args.broker}: the account trades the "
+                        "broker account's cash")
     cfg = config_from_args(args)
     text = ""
     if args.config:
@@ -115,7 +130,7 @@ def cmd_init(args: argparse.Namespace) -> int:
             raise UserError(f"--config {args.config}: {exc.strerror}") from None
     acct = init_account(args.root, args.account, args.data, cfg, text,
                         start=_date_text(args.start, "--start"),
-                        cache=_cache_arg(args), options=load_options(args))
+                        cache=_cache_arg(args), options=load_options(args), broker=args.broker)
     print(init_text(acct))
     return 0
 
@@ -128,7 +143,8 @@ def cmd_step(args: argparse.Namespace) -> int:
     res = step_account(args.root, args.account, until=_date_text(args.until, "--until"),
                        wait=wait, progress=not args.quiet,
                        accept_revisions_from=_date_text(args.accept_revisions_from,
-                                                        "--accept-revisions-from"))
+                                                        "--accept-revisions-from"),
+                       adopt=args.adopt_broker_positions)
     if args.json:
         print(json.dumps(result_dict(res)))
     elif not args.quiet:

@@ -4,7 +4,9 @@ An account trades the symbols its sources held at ``paper init`` (bundled names,
 ``NAME=path``, CSV files, folders, long files, as ``lstmknn backtest`` reads them), with
 one ledger and shared capital. The sources are stored independent of the working
 directory, with the reading options; every later load must give the same symbols
-(:func:`engine.paper.history.check_symbols`).
+(:func:`engine.paper.history.check_symbols`). An account trades locally (simulated fills) or
+through a broker (``broker='alpaca'``: :mod:`engine.paper.broker_account`), whose account
+number is recorded at init with the keys from the environment (never stored).
 """
 
 from __future__ import annotations
@@ -27,7 +29,17 @@ from engine.backtest import load_data
 from engine.cache import FoldCache
 from engine.config import Config, from_dict, validate_universe
 from engine.errors import UserError
-from engine.paper.broker import BrokerFactory, paper_broker
+from engine.paper.broker import Broker, BrokerFactory
+from engine.paper.broker_account import (
+    LOCAL,
+    VENUES,
+    broker_status,
+    check_broker,
+    check_environment,
+    open_broker_account,
+    remove_broker_store,
+    status_broker,
+)
 from engine.paper.history import check_symbols
 from engine.paper.store import (
     CACHE_DIR,
@@ -54,14 +66,19 @@ def parse_date(text: str, option: str) -> pd.Timestamp:
 
 def init_account(root: str | Path | None, name: str, data: str | Sequence[str], cfg: Config,
                  config_text: str = "", *, start: str | None = None, cache: str | None = None,
-                 options: LoadOptions | None = None) -> dict[str, Any]:
+                 options: LoadOptions | None = None, broker: str = LOCAL) -> dict[str, Any]:
     """Create account ``name``: folder, ledger, the sources and symbols it trades, its config.
 
     ``data``: one source or several (a universe); ``config_text`` the TOML the config came
     from (kept for the record); ``cache`` a fold cache folder outside the account (``""``:
-    no cache; default ``cache/`` in the account folder); ``options`` how to read the files.
+    no cache; default ``cache/`` in the account folder); ``options`` how to read the files;
+    ``broker`` where orders go (``local`` or ``alpaca``: the account's cash is then the
+    broker account's, and ``broker.sqlite`` records its number).
     """
     folder = account_dir(root, name)
+    broker = check_broker(broker)
+    if broker != LOCAL:
+        check_environment(broker)
     specs = [str(data)] if isinstance(data, (str, Path)) else [str(s) for s in data]
     datas = load_data(specs, options)
     symbols = [d.symbol for d in datas]
@@ -75,18 +92,32 @@ def init_account(root: str | Path | None, name: str, data: str | Sequence[str], 
     folder.mkdir(parents=True, exist_ok=True)
     account_dir(root, name)  # checked again now that the folder exists
     with account_lock(folder):
+        ledger_path = folder / LEDGER_FILE
+        if ledger_path.exists() or ledger_path.is_symlink():
+            raise UserError(f"{ledger_path} already exists; refusing to overwrite it")
+        cash, meta = cfg.execution.cash, None
+        if broker != LOCAL:
+            meta = open_broker_account(folder, name, broker)
+            cash = float(meta["opening_cash"])
         account = {
             "name": name, "symbol": ",".join(symbols), "data_source": " ".join(sources),
             "sources": json.dumps(sources), "symbols": json.dumps(symbols),
             "data_options": json.dumps(asdict(options or LoadOptions()), sort_keys=True),
             "config_toml": config_text,
             "config_json": json.dumps(cfg.to_dict(), sort_keys=True),
-            "config_hash": cfg.hash(), "initial_cash": cfg.execution.cash,
-            "cash": cfg.execution.cash, "start_date": start_text,
-            "cache_dir": cache_dir,
+            "config_hash": cfg.hash(), "initial_cash": cash, "cash": cash,
+            "start_date": start_text, "cache_dir": cache_dir,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "broker": broker,
         }
-        create_ledger(folder / LEDGER_FILE, account).close()
+        try:
+            create_ledger(ledger_path, account).close()
+        except BaseException:
+            if meta is not None:
+                remove_broker_store(folder)
+            raise
+    if meta is not None:
+        account.update(broker_account=meta["account_number"], endpoint=meta["endpoint"])
     return account
 
 
@@ -122,20 +153,32 @@ def open_account(root: str | Path | None, name: str) -> tuple[Path, Ledger]:
 # ----------------------------------------------------------------------------- status, signals
 
 def account_status(root: str | Path | None, name: str, *,
-                   broker: BrokerFactory = paper_broker) -> dict[str, Any]:
+                   broker: BrokerFactory | None = None) -> dict[str, Any]:
     """The book per symbol and in total: positions, cash, equity, exposures, each symbol's
-    last signal, open orders, revisions."""
-    _, ledger = open_account(root, name)
+    last signal, open orders, revisions; for a broker account also the broker account, the
+    last reconciliation and the implementation shortfall (read from the account's stores)."""
+    folder, ledger = open_account(root, name)
     try:
         with sqlite_errors(ledger.path):
-            return _status(ledger, broker)
+            return _status(ledger, folder, broker)
     finally:
         ledger.close()
 
 
-def _status(ledger: Ledger, factory: BrokerFactory) -> dict[str, Any]:
+def _status(ledger: Ledger, folder: Path, factory: BrokerFactory | None) -> dict[str, Any]:
     acct = ledger.account()
+    factory = factory or status_broker(folder, acct)
     broker = factory(ledger, execution_params(account_config(acct)))
+    try:
+        out = _book(ledger, acct, broker)
+    finally:
+        broker.close()
+    out["broker_account"] = (None if acct["broker"] == LOCAL else
+                             broker_status(folder, ledger, acct))
+    return out
+
+
+def _book(ledger: Ledger, acct: dict[str, Any], broker: Broker) -> dict[str, Any]:
     last = ledger.last_equity()
     lasts = ledger.last_bars()
     basis = broker.cost_basis()
@@ -161,12 +204,15 @@ def _status(ledger: Ledger, factory: BrokerFactory) -> dict[str, Any]:
                                                   "market_value", "weight")})
     values = [p["market_value"] for p in positions if p["market_value"] is not None]
     orders = [{"decided": o.decided, "symbol": o.symbol, "side": "buy" if o.size > 0 else "sell",
-               "size": abs(o.size), "ref_price": o.ref_price, "fills_at": "next bar open"}
+               "size": abs(o.size), "ref_price": o.ref_price, "status": o.status,
+               "fills_at": ("next bar open" if acct["broker"] == LOCAL else
+                            f"{VENUES[acct['broker']]}'s next session")}
               for o in broker.open_orders()]
     return {
         "account": acct["name"], "symbol": acct["symbol"], "symbols": account_symbols(acct),
         "data_source": acct["data_source"], "sources": json.loads(acct["sources"]),
         "config_hash": acct["config_hash"], "created_at": acct["created_at"],
+        "broker": acct["broker"],
         "start_date": acct["start_date"], "last_bar": acct["last_bar"],
         "trading_since": ledger.first_equity_date(), "cash": cash,
         "initial_cash": acct["initial_cash"], "equity": value,

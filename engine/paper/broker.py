@@ -58,7 +58,8 @@ class Broker(ABC):
     :meth:`cash` and :meth:`positions` to mark the account at the close (the
     equity row is the ledger's), and :meth:`submit_targets` after the signal;
     ``status`` also reads :meth:`open_orders` and :meth:`cost_basis`, the report
-    :meth:`fills`. Each bar's calls happen inside one ledger transaction.
+    :meth:`fills`. Each bar's calls happen inside one ledger transaction; after the
+    step the runner reads :meth:`notes` and calls :meth:`close`.
     """
 
     @abstractmethod
@@ -98,6 +99,14 @@ class Broker(ABC):
     def value(self, closes: Mapping[str, float]) -> float:
         """Mark-to-market account value at ``closes``."""
         return self.cash() + sum(q * closes[s] for s, q in self.positions().items() if q)
+
+    def notes(self) -> list[str]:
+        """What the broker has to say about the step, one line each (default: nothing)."""
+        return []
+
+    def close(self) -> None:
+        """Release what the broker holds (connections); the runner calls it after a step."""
+        return None
 
 
 def _since(fills: list[Fill], since: str | None) -> list[Fill]:

@@ -27,9 +27,10 @@ this order (:func:`broker_step` is the reference driver):
    old bars) is ``missed``, never sent. A duplicate-id or other refusal is looked
    up before it is believed.
 
-Test hook: ``LSTMKNN_BROKER_PAUSE="after_post=SECONDS,after_intent=SECONDS"``
+Test hook: ``LSTMKNN_BROKER_PAUSE="after_post=SECONDS,after_intent=SECONDS,after_sync=SECONDS"``
 sleeps at those points (after a reply to a POST, before its outcome is
-committed; after a bar's intents are committed), announcing itself on stderr.
+committed; after a bar's intents are committed; after the first :meth:`~RemoteBroker.sync`
+of a step, inside the paper ledger's bar transaction), announcing itself on stderr.
 """
 
 from __future__ import annotations
@@ -316,6 +317,7 @@ class RemoteBroker(Broker):
         self._ctx: _Context | None = None
         self._prepared = False
         self.missed_orders: list[str] = []
+        self.reconciliation: Reconciliation | None = None  # what the first sync found
 
     def __repr__(self) -> str:
         return (f"RemoteBroker(venue={self.venue!r}, account={self.account!r}, "
@@ -631,8 +633,9 @@ class RemoteBroker(Broker):
             self.begin()
             self.resolve()
             self.sync_fills()
-            self.reconcile(bar)
+            self.reconciliation = self.reconcile(bar)
             self._prepared = True
+            _pause("after_sync", bar)
         else:
             self.sync_fills()
         return self._fills_after(start)

@@ -1,12 +1,14 @@
 """``paper report``: an account's tearsheet so far, drawn by the backtest's own
 :func:`engine.backtest.write_report` from the ledger's equity, fills, positions and signals
-(per symbol and in total, as a backtest run's)."""
+(per symbol and in total, as a backtest run's); for an account trading through a broker, with
+the implementation shortfall of every filled order (:func:`shortfall_table`)."""
 
 from __future__ import annotations
 
 import json
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -14,6 +16,7 @@ from data.features import next_return
 from engine.backtest import write_report
 from engine.errors import UserError
 from engine.paper.accounts import account_config, load_universe, open_account
+from engine.paper.broker_account import LOCAL, VENUES, shortfall
 from engine.paper.store import REPORT_DIR, Ledger, sqlite_errors
 from engine.runio import write_atomic
 from reports.periods import infer_periods_per_year
@@ -84,6 +87,10 @@ def write_account_report(root: str | Path | None, name: str, out: str | Path | N
         with sqlite_errors(ledger.path):
             acct = ledger.account()
             frames = ledger_frames(ledger)
+            extra = ({} if acct["broker"] == LOCAL else
+                     {f"Implementation shortfall: {VENUES[acct['broker']]}'s fills vs the model's "
+                      "next-open fills (positive = paid more)":
+                      shortfall_table(ledger.orders(), VENUES[acct["broker"]])})
     finally:
         ledger.close()
     path = Path(out) if out else folder / REPORT_DIR / "tearsheet.html"
@@ -111,12 +118,29 @@ def write_account_report(root: str | Path | None, name: str, out: str | Path | N
     title = f"lstmknn paper account {acct['name']} ({_label(acct)})"
     with tempfile.TemporaryDirectory(prefix="lstmknn-report-") as tmp:
         draft = write_report(Path(tmp), summary, preds, models, equity, frames["trades"],
-                             frames["positions"], bench, title=title, fast=fast)
+                             frames["positions"], bench, title=title, fast=fast,
+                             extra_tables=extra)
         page = _mark(draft.read_text(encoding="utf-8"))
     path.parent.mkdir(parents=True, exist_ok=True)
     if out:
         check_report_path(path)  # again, just before replacing it
     return write_atomic(path, page)
+
+
+def shortfall_table(orders: list[dict[str, Any]], venue: str) -> pd.DataFrame:
+    """One row per filled order (broker price against the model's next-open fill, per order and
+    cumulative) and a total row."""
+    sf = shortfall(orders)
+    cols = {"decided": "decided", "symbol": "symbol", "side": "side", "shares": "shares",
+            "model_date": "model fill at open of", "model_price": "model price",
+            "broker_price": f"{venue} price", "shortfall": "shortfall", "bps": "shortfall (bp)",
+            "cumulative": "cumulative"}
+    table = pd.DataFrame(sf["orders"], columns=list(cols)).rename(columns=cols)
+    total = {c: "" for c in cols.values()}
+    total.update({"decided": "total", "shares": sum(o["shares"] for o in sf["orders"]),
+                  "shortfall": sf["total"], "cumulative": sf["total"],
+                  "shortfall (bp)": sf["bps"] if sf["bps"] is not None else ""})
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)
 
 
 def _label(acct: dict[str, object]) -> str:

@@ -17,6 +17,11 @@ bars continue from the recorded book (``Strategy.targets(..., held=...)``) so a 
 never teleports. Bars before the first tradable signal (warm-up, or before
 ``start_date``) are recorded as history in one transaction. History checks:
 :mod:`engine.paper.history`.
+
+An account trading through a broker (:mod:`engine.paper.broker_account`) steps the same
+way: its keys are checked before the walk-forward, the first bar's sync reconciles the book
+with the broker's positions (a difference refuses the step unless ``adopt``), each bar's
+decision is recorded and only the bar before the broker's next session sends orders.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from engine.asof import data_hashes, row_hashes, signal_record
 from engine.config import Config, validate_universe
 from engine.decisions import Decisions, decide
 from engine.paper.accounts import account_config, fold_cache, load_universe, parse_date
-from engine.paper.broker import Broker, BrokerFactory, paper_broker
+from engine.paper.broker import Broker, BrokerFactory
+from engine.paper.broker_account import step_broker
 from engine.paper.history import accept_revisions, needs_message, verify_history, where
 from engine.paper.store import (
     LEDGER_FILE,
@@ -79,6 +85,8 @@ class StepResult:
     queued: list[dict[str, Any]] = field(default_factory=list)
     target: float | None = None
     targets: dict[str, float] = field(default_factory=dict)
+    broker: str = "local"
+    notes: list[str] = field(default_factory=list)
 
 
 def result_dict(r: StepResult) -> dict[str, Any]:
@@ -88,8 +96,12 @@ def result_dict(r: StepResult) -> dict[str, Any]:
 def step_account(root: str | Path | None, name: str, *, until: str | None = None,
                  wait: float = 0.0, progress: bool = False,
                  accept_revisions_from: str | None = None,
-                 broker: BrokerFactory = paper_broker) -> StepResult:
-    """Process every new bar of the account's sources (see the module doc)."""
+                 broker: BrokerFactory | None = None, adopt: bool = False) -> StepResult:
+    """Process every new bar of the account's sources (see the module doc).
+
+    ``broker``: the broker factory (default: the account's own, local or remote);
+    ``adopt``: a broker account books the broker's positions when they differ from its book.
+    """
     folder = account_dir(root, name)
     until_ts = parse_date(until, "--until") if until is not None else None
     accept = (parse_date(accept_revisions_from, "--accept-revisions-from")
@@ -100,7 +112,7 @@ def step_account(root: str | Path | None, name: str, *, until: str | None = None
         ledger = open_ledger(folder / LEDGER_FILE)
         try:
             with sqlite_errors(ledger.path):
-                result = _step(ledger, folder, until_ts, accept, progress, broker)
+                result = _step(ledger, folder, until_ts, accept, progress, broker, adopt)
         finally:
             ledger.close()
     result.seconds = round(time.perf_counter() - t0, 3)
@@ -256,9 +268,10 @@ def _check_decisions(pred: pd.DataFrame, datas: Sequence[PriceData], traded: set
 
 
 def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.Timestamp | None,
-          progress: bool, factory: BrokerFactory) -> StepResult:
+          progress: bool, factory: BrokerFactory | None, adopt: bool) -> StepResult:
     acct = ledger.account()
-    out = StepResult(account=acct["name"])
+    out = StepResult(account=acct["name"], broker=acct["broker"])
+    factory = factory or step_broker(folder, acct, adopt=adopt)
     cfg = account_config(acct)
     datas = load_universe(acct)
     validate_universe(cfg, [d.symbol for d in datas])
@@ -299,8 +312,12 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
     out.walk_forward_seconds = round(time.perf_counter() - t_wf, 3)
     bars = _NewBars(dates, rows, _decisions(new, datas, cfg, last_bar), _close_outs(datas))
     broker = factory(ledger, execution_params(cfg))
-    _process(ledger, broker, acct, bars, out, progress)
-    out.queued = [_order_row(o) for o in broker.open_orders()]
+    try:
+        _process(ledger, broker, acct, bars, out, progress)
+        out.queued = [_order_row(o) for o in broker.open_orders()]
+        out.notes = broker.notes()
+    finally:
+        broker.close()
     last = bars.decisions.get(dates[-1], [])
     out.targets = {d.symbol: d.target for d in last}
     out.target = last[0].target if not universe and last else None
@@ -310,7 +327,7 @@ def _step(ledger: Ledger, folder: Path, until: pd.Timestamp | None, accept: pd.T
 def _order_row(order: Any) -> dict[str, Any]:
     return {"symbol": order.symbol, "side": "buy" if order.size > 0 else "sell",
             "quantity": abs(order.size), "decided": order.decided, "ref_price": order.ref_price,
-            "fills_at": f"open of the bar after {order.decided}"}
+            "status": order.status, "fills_at": f"open of the bar after {order.decided}"}
 
 
 def _process(ledger: Ledger, broker: Broker, acct: dict[str, Any], bars: _NewBars,

@@ -8,7 +8,14 @@ never overwritten. Older ledgers are upgraded in place, in one transaction:
 version 1 -> 2 adds the ``revisions`` table; 2 -> 3 (universe accounts) adds the
 account's ``sources``, ``symbols`` and ``data_options`` and a ``symbol`` column to
 ``bars`` (one row per symbol and processed bar), filled from the one symbol the
-account traded.
+account traded; 3 -> 4 (broker accounts) adds the account's ``broker`` (``'local'``
+for every older account), each order's broker record (client order id, broker id,
+rejection code and message, average fill price) and the modelled next-open fill
+(``model_price`` on orders and fills) beside the broker's fill (``broker_time``).
+
+A broker account (``broker = 'alpaca'``) also holds ``broker.sqlite`` (and its
+``-wal``/``-shm``/``-journal``), the broker's own records
+(:mod:`engine.paper.broker_store`); the ledger mirrors them.
 
 Nothing in an account folder may be a symbolic link (it would let writes, or
 another account's ledger, escape the folder), nor the account folder itself;
@@ -32,10 +39,11 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from engine.errors import UserError
+from engine.paper.broker_store import BROKER_FILE
 
 APP_ID = 0x4C4B4E50  # "LKNP"
 APP_NAME = "lstmknn-paper"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 LEDGER_FILE = "ledger.sqlite"
 LOCK_FILE = "lock"
 CACHE_DIR = "cache"
@@ -44,7 +52,8 @@ DEFAULT_ROOT = "paper_accounts"
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # used with fullmatch
 # Files and folders of an account that must never be symbolic links.
 ACCOUNT_ENTRIES = (LEDGER_FILE, f"{LEDGER_FILE}-wal", f"{LEDGER_FILE}-shm", f"{LEDGER_FILE}-journal",
-                   LOCK_FILE, CACHE_DIR, REPORT_DIR)
+                   BROKER_FILE, f"{BROKER_FILE}-wal", f"{BROKER_FILE}-shm",
+                   f"{BROKER_FILE}-journal", LOCK_FILE, CACHE_DIR, REPORT_DIR)
 BUSY_TIMEOUT = 10.0  # seconds SQLite waits for another connection's write lock
 
 REVISIONS_TABLE = """
@@ -74,6 +83,17 @@ CREATE TABLE bars (
     PRIMARY KEY (pos, symbol)
 )"""
 
+# A broker account's orders and fills mirror its broker store: one row per client order id and
+# per broker fill row (version 4 columns; NULL on a local account).
+ORDER_BROKER_COLUMNS = {"client_order_id": "TEXT", "broker_id": "TEXT", "reject_code": "TEXT",
+                        "reject_message": "TEXT", "avg_price": "REAL", "model_price": "REAL",
+                        "model_date": "TEXT"}
+FILL_BROKER_COLUMNS = {"broker_time": "TEXT", "model_price": "REAL", "broker_fill_id": "INTEGER"}
+ORDERS_BROKER_INDEX = ("CREATE UNIQUE INDEX orders_client_id ON orders (client_order_id) "
+                       "WHERE client_order_id IS NOT NULL")
+FILLS_BROKER_INDEX = ("CREATE UNIQUE INDEX fills_broker ON fills (broker_fill_id) "
+                      "WHERE broker_fill_id IS NOT NULL")
+
 SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE account (
@@ -93,7 +113,8 @@ CREATE TABLE account (
     created_at TEXT NOT NULL,
     sources TEXT NOT NULL DEFAULT '[]',
     symbols TEXT NOT NULL DEFAULT '[]',
-    data_options TEXT NOT NULL DEFAULT '{}'
+    data_options TEXT NOT NULL DEFAULT '{}',
+    broker TEXT NOT NULL DEFAULT 'local'
 );
 CREATE TABLE positions (
     symbol TEXT PRIMARY KEY,
@@ -123,9 +144,17 @@ CREATE TABLE orders (
     status TEXT NOT NULL DEFAULT 'pending',
     filled_size REAL NOT NULL DEFAULT 0,
     executed_on TEXT,
+    client_order_id TEXT,
+    broker_id TEXT,
+    reject_code TEXT,
+    reject_message TEXT,
+    avg_price REAL,
+    model_price REAL,
+    model_date TEXT,
     UNIQUE (decided, seq)
 );
 CREATE INDEX orders_pending ON orders (status) WHERE status = 'pending';
+""" + ORDERS_BROKER_INDEX + """;
 CREATE TABLE fills (
     id INTEGER PRIMARY KEY,
     order_id INTEGER NOT NULL REFERENCES orders (id),
@@ -136,8 +165,12 @@ CREATE TABLE fills (
     size REAL NOT NULL,
     price REAL,
     commission REAL NOT NULL,
-    status TEXT NOT NULL
+    status TEXT NOT NULL,
+    broker_time TEXT,
+    model_price REAL,
+    broker_fill_id INTEGER
 );
+""" + FILLS_BROKER_INDEX + """;
 CREATE TABLE equity (
     date TEXT PRIMARY KEY,
     cash REAL NOT NULL,
@@ -340,7 +373,18 @@ def _upgrade_v2(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE bars_v2")
 
 
-UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2}  # version -> step to the next version
+def _upgrade_v3(conn: sqlite3.Connection) -> None:
+    """Version 3 -> 4: the account's broker (``'local'``), each order's broker record and the
+    modelled fill beside the broker's (NULL on a local account's rows)."""
+    conn.execute("ALTER TABLE account ADD COLUMN broker TEXT NOT NULL DEFAULT 'local'")
+    for table, columns in (("orders", ORDER_BROKER_COLUMNS), ("fills", FILL_BROKER_COLUMNS)):
+        for column, kind in columns.items():
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    conn.execute(ORDERS_BROKER_INDEX)
+    conn.execute(FILLS_BROKER_INDEX)
+
+
+UPGRADES = {1: _upgrade_v1, 2: _upgrade_v2, 3: _upgrade_v3}  # version -> step to the next version
 
 
 def _upgrade(conn: sqlite3.Connection) -> None:
@@ -582,6 +626,53 @@ class Ledger:
         return [tuple(r) for r in self.conn.execute(
             "SELECT order_id, date, seq, symbol, side, size, price, commission, status FROM fills "
             "ORDER BY id")]
+
+    # --- a broker account's mirror of its broker store
+
+    def orders(self) -> list[dict[str, Any]]:
+        """Every order, in decision order."""
+        return self._all("SELECT * FROM orders ORDER BY decided, seq")
+
+    def mirror_orders(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Insert or update a broker's orders (keyed, as the broker store keys them, by bar and
+        sequence): ``decided, seq, symbol, size, ref_price, status, filled_size, executed_on,
+        client_order_id, broker_id, reject_code, reject_message, avg_price``."""
+        cols = ["decided", "seq", "symbol", "size", "ref_price", "status", "filled_size",
+                "executed_on", "client_order_id", "broker_id", "reject_code", "reject_message",
+                "avg_price"]
+        changing = cols[5:]
+        self.conn.executemany(
+            f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)}) "
+            "ON CONFLICT (decided, seq) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in changing),
+            [[r[c] for c in cols] for r in rows])
+
+    def unpriced_orders(self, before: str) -> list[dict[str, Any]]:
+        """Broker orders decided before bar ``before`` without a modelled fill yet."""
+        return self._all("SELECT * FROM orders WHERE client_order_id IS NOT NULL AND "
+                         "model_date IS NULL AND status != 'missed' AND decided < ? ORDER BY id",
+                         (before,))
+
+    def set_model_price(self, order_id: int, date: str, price: float | None) -> None:
+        """The fill the backtest's model gives an order at the open of ``date`` (None: the
+        model fills nothing there), on the order and its executed fills."""
+        self.conn.execute("UPDATE orders SET model_date = ?, model_price = ? WHERE id = ?",
+                          (date, price, order_id))
+        self.conn.execute("UPDATE fills SET model_price = ? WHERE order_id = ? AND price IS NOT "
+                          "NULL", (price, order_id))
+
+    def mirror_fills(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Add a broker's fill rows not mirrored yet (keyed by ``broker_fill_id``): ``client_order_id,
+        date, seq, symbol, side, size, price, broker_time, status, broker_fill_id``; commission 0,
+        the order's modelled price beside an executed fill."""
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO fills (order_id, date, seq, symbol, side, size, price, "
+            "commission, status, broker_time, model_price, broker_fill_id) SELECT o.id, ?, ?, ?, "
+            "?, ?, ?, 0.0, ?, ?, CASE WHEN ? IS NULL THEN NULL ELSE o.model_price END, ? "
+            "FROM orders o WHERE o.client_order_id = ?",
+            [(r["date"], r["seq"], r["symbol"], r["side"], r["size"], r["price"], r["status"],
+              r["broker_time"], r["price"], r["broker_fill_id"], r["client_order_id"])
+             for r in rows])
 
     # --- signals
 
