@@ -359,7 +359,7 @@ def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
     model_cfg = {k: d[k] for k in ("walk_forward", "lstm")}
     model_cfg["features"] = {**feature_set_id(cfg.features), "shape": int(uni.X.shape[1])}
     model_cfg["model"] = {k: d["model"][k] for k in ("scope", "label", "cs_features")}
-    for volatile in ("device", "threads", "mc_passes"):
+    for volatile in ("device", "threads", "mc_passes", "batched_symbols"):
         model_cfg["lstm"].pop(volatile)
     budgets = {"batch": MAX_POOLED_BATCH, "cold": COLD_FIT_SAMPLES, "warm": WARM_FIT_ROWS}
     prices, feats = hashlib.sha256(), hashlib.sha256()
