@@ -62,8 +62,8 @@ def _gate_order(hidden: int) -> torch.Tensor:
 
 
 class _Params:
-    """Grouped weights in our layout: per layer ``w{l} [G, 4H, in + H]`` (input and recurrent
-    weights side by side, gates in our order), ``b_ih{l}``, ``b_hh{l} [G, 4H]``; head
+    """Grouped weights in our layout: per layer ``w_l{l} [G, 4H, in + H]`` (input and recurrent
+    weights side by side, gates in our order), ``b_ih_l{l}``, ``b_hh_l{l} [G, 4H]``; head
     ``w1 [G, K, H]``, ``b1 [G, K]``, ``w2 [G, 1, K or H]``, ``b2 [G, 1]``."""
 
     def __init__(self, tensors: dict[str, torch.Tensor], layers: int, head: bool) -> None:
@@ -81,11 +81,11 @@ def _to_grouped(states: Sequence[dict[str, torch.Tensor]], layers: int, hidden: 
     perm = _gate_order(hidden)
     t: dict[str, torch.Tensor] = {}
     for layer in range(layers):
-        t[f"w{layer}"] = torch.stack(
+        t[f"w_l{layer}"] = torch.stack(
             [torch.cat([s[f"lstm.weight_ih_l{layer}"], s[f"lstm.weight_hh_l{layer}"]], 1)[perm]
              for s in states]).float().contiguous()
         for kind in ("ih", "hh"):
-            t[f"b_{kind}{layer}"] = torch.stack(
+            t[f"b_{kind}_l{layer}"] = torch.stack(
                 [s[f"lstm.bias_{kind}_l{layer}"][perm] for s in states]).float().contiguous()
     names = ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias") if head else \
         (None, None, "head.weight", "head.bias")
@@ -100,11 +100,11 @@ def _from_grouped(p: _Params, g: int, hidden: int) -> dict[str, torch.Tensor]:
     inv = torch.argsort(_gate_order(hidden))
     out: dict[str, torch.Tensor] = {}
     for layer in range(p.layers):
-        w = p.t[f"w{layer}"][g][inv]
+        w = p.t[f"w_l{layer}"][g][inv]
         out[f"lstm.weight_ih_l{layer}"] = w[:, : w.shape[1] - hidden].clone()
         out[f"lstm.weight_hh_l{layer}"] = w[:, w.shape[1] - hidden:].clone()
-        out[f"lstm.bias_ih_l{layer}"] = p.t[f"b_ih{layer}"][g][inv].clone()
-        out[f"lstm.bias_hh_l{layer}"] = p.t[f"b_hh{layer}"][g][inv].clone()
+        out[f"lstm.bias_ih_l{layer}"] = p.t[f"b_ih_l{layer}"][g][inv].clone()
+        out[f"lstm.bias_hh_l{layer}"] = p.t[f"b_hh_l{layer}"][g][inv].clone()
     names = ("head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias") if p.head else \
         (None, None, "head.weight", "head.bias")
     for ours, theirs in zip(("w1", "b1", "w2", "b2"), names, strict=True):
@@ -147,10 +147,10 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
     Every elementwise operation reads and writes one block per group (see :func:`_blocks`),
     so a group's rounding never depends on the number of groups. One matrix product per step
     (``[x_t; h_t-1]`` against the side-by-side weights)."""
-    w = p.t[f"w{layer}"]
+    w = p.t[f"w_l{layer}"]
     L, G, n_in, B = x.shape
     H = w.shape[1] // 4
-    bias = (p.t[f"b_ih{layer}"] + p.t[f"b_hh{layer}"]).unsqueeze(2)  # [G, 4H, 1]
+    bias = (p.t[f"b_ih_l{layer}"] + p.t[f"b_hh_l{layer}"]).unsqueeze(2)  # [G, 4H, 1]
     xh = _blocks(L + 1, G, n_in + H, B)
     xh[:L, :, :n_in] = x
     xh[0, :, n_in:] = 0.0
@@ -258,7 +258,7 @@ def _backward(p: _Params, trace: _Trace, dout: torch.Tensor) -> dict[str, torch.
     d_above: torch.Tensor | None = None  # gradient w.r.t. the layer's outputs [L, G, H, B]
     for layer in reversed(range(p.layers)):
         xh, acts, coef, dcell = trace.xh[layer], trace.acts[layer], trace.coef[layer], trace.dcell[layer]
-        w = p.t[f"w{layer}"]
+        w = p.t[f"w_l{layer}"]
         L, H = acts.shape[0], acts.shape[2] // 4
         n_in = w.shape[2] - H
         w_t = w.transpose(1, 2)  # [G, in + H, 4H]
@@ -287,9 +287,9 @@ def _backward(p: _Params, trace: _Trace, dout: torch.Tensor) -> dict[str, torch.
                     dh = back[:, n_in:]
                     if d_above is not None:
                         dh = dh + d_above[t - 1]
-        grads[f"w{layer}"] = dw
-        grads[f"b_ih{layer}"] = db
-        grads[f"b_hh{layer}"] = db
+        grads[f"w_l{layer}"] = dw
+        grads[f"b_ih_l{layer}"] = db
+        grads[f"b_hh_l{layer}"] = db
         if d_in is not None:
             mask = trace.layer_masks[layer - 1]
             d_above = d_in * mask if mask is not None else d_in
