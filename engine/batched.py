@@ -3,8 +3,8 @@
 Each symbol keeps its own models, folds and data exactly as :func:`engine.walk_forward.
 run_walk_forward` defines them (its own calendar, warm-start chain, seeds, cache entries);
 only the arithmetic is shared. Fold ``k`` of every symbol has the same shapes (training rows,
-lookbacks, test step) and the same seeds, so the LSTMs of fold ``k`` of up to
-``MAX_GROUP`` symbols train as one :class:`engine.models.grouped_lstm.GroupedLSTM` and their
+lookbacks, test step) and the same seeds, so the LSTMs of fold ``k`` of a batch of symbols
+(:func:`group_size`) train as one :class:`engine.models.grouped_lstm.GroupedLSTM` and their
 KNNs search as one :class:`engine.models.grouped_knn.GroupedKNN`.
 
 A symbol's forecasts never depend on which symbols share its batch (see the grouped
@@ -13,9 +13,9 @@ models), so a universe run serially, split into parallel tasks, cut at a date fo
 of the unbatched models (other kernels round differently), so this is a switch and its
 fold cache entries are its own.
 
-Memory: symbols are processed ``MAX_GROUP`` at a time (prepared features, windows and
-fitted states of one group of symbols at once); a group's training batch costs about
-``symbols x batch_size x lookback x (5 hidden + features)`` floats.
+Memory: symbols are processed one batch at a time (prepared features, windows and fitted
+states of one batch of symbols at once, never all folds' states); a training step keeps about
+``symbols x batch_size x lookback x 13 hidden`` floats.
 """
 
 from __future__ import annotations
@@ -50,7 +50,10 @@ from engine.walk_forward import (
     warm_params,
 )
 
-MAX_GROUP = 32  # symbols trained as one batch (memory grows with it, speed hardly beyond)
+MAX_GROUP = 32  # most symbols trained as one batch
+# Bytes of training trace (activations kept for backpropagation) a batch of symbols should
+# fit in: larger batches leave the CPU caches and are no faster per sample.
+TRACE_BUDGET = 24 << 20
 
 
 @dataclass
@@ -79,10 +82,11 @@ def run_batched(inputs: Sequence[SymbolInput], cfg: Config, *, cache: FoldCache 
     """Per-symbol walk-forwards of ``inputs``; per symbol its result or why it has none.
 
     Same contract as :func:`engine.walk_forward.run_walk_forward` for each symbol
-    (``since``, the fold cache, the warm-start chain), ``MAX_GROUP`` symbols at a time.
+    (``since``, the fold cache, the warm-start chain), one batch of symbols at a time.
     """
     out: list[WalkForwardResult | TooLittleDataError] = []
-    chunks = [inputs[i:i + MAX_GROUP] for i in range(0, len(inputs), MAX_GROUP)]
+    size = group_size(cfg)
+    chunks = [inputs[i:i + size] for i in range(0, len(inputs), size)]
     for n, chunk in enumerate(chunks):
         sub = None
         if progress is not None:
@@ -90,6 +94,15 @@ def run_batched(inputs: Sequence[SymbolInput], cfg: Config, *, cache: FoldCache 
                 progress(n * 1000 + int(1000 * done / max(total, 1)), 1000 * len(chunks))
         out.extend(_run_group(chunk, cfg, cache, since, sub))
     return out
+
+
+def group_size(cfg: Config) -> int:
+    """Symbols per batch: as many as keep a training step's trace within ``TRACE_BUDGET``
+    (about ``lookback x batch x 13 hidden`` floats per symbol and layer), 2 to ``MAX_GROUP``.
+    Only speed and memory depend on it, never a forecast."""
+    c = cfg.lstm
+    per_symbol = 4 * cfg.max_lookback * c.batch_size * 13 * c.hidden_size * c.num_layers
+    return int(min(MAX_GROUP, max(2, TRACE_BUDGET // per_symbol)))
 
 
 def _run_group(inputs: Sequence[SymbolInput], cfg: Config, cache: FoldCache | None,

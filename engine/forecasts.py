@@ -292,7 +292,9 @@ def _gathered(datas: Sequence[PriceData], results: list[WalkForwardResult | None
     if len(datas) == 1 and excluded or not kept:
         d, exc = next((d, e) for d, e in zip(datas, errors, strict=True) if e is not None)
         raise TooLittleDataError(too_little(d.symbol, asof, exc)) from None  # type: ignore[arg-type]
-    preds = [r.predictions.assign(symbol=d.symbol) for d, r in kept]
+    for d, r in kept:  # in place: the results are ours, one copy less of every row
+        r.predictions["symbol"] = d.symbol
+    preds = [r.predictions for _, r in kept]
     folds = [r.folds.assign(symbol=d.symbol) for d, r in kept]
     hits = cache.hits if cache is not None else 0
     misses = cache.misses if cache is not None else 0

@@ -382,7 +382,8 @@ def fuse_parts(parts: list[pd.DataFrame], cfg: Config, cols: list[str], lstm_at:
     """Stack per-fold prediction frames, add the mean ``lstm`` of a multi-window ensemble
     (at column ``lstm_at``) and apply the fusion, which reads ``_known_until`` (the bar at
     which each row's label is known) and ``_test_start`` and drops them."""
-    pred = pd.concat(parts, ignore_index=True)
+    # one part (the frame is the caller's to change): no copy
+    pred = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     if len(cols) > 1:
         pred.insert(lstm_at, "lstm", pred[cols].mean(axis=1))
     return fuse(pred, pred.pop("_known_until").to_numpy(), pred.pop("_test_start").to_numpy(),
