@@ -27,6 +27,7 @@ different batch sizes); use processes for cores.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
 
@@ -113,14 +114,34 @@ def _from_grouped(p: _Params, g: int, hidden: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def _blocks(lead: int, G: int, rows: int, B: int) -> torch.Tensor:
+_LOCAL = threading.local()  # the workspace of the grouped computation running in this thread
+
+
+@contextmanager
+def _workspace():
+    """Reuse buffers across the steps of a fit (fresh large buffers cost page faults)."""
+    _LOCAL.ws = {}
+    try:
+        yield
+    finally:
+        _LOCAL.ws = None
+
+
+def _blocks(lead: int, G: int, rows: int, B: int, name: str = "") -> torch.Tensor:
     """An uninitialised ``[lead, G, rows, B]``, each group's ``[rows, B]`` block contiguous and
     the group stride padded past a multiple of 32 floats, so elementwise kernels never merge
     groups into one loop: each group's block is one inner loop, vectorised the same way
-    whatever the number of groups."""
+    whatever the number of groups. ``name``: reuse the workspace buffer of that name and shape."""
+    ws = getattr(_LOCAL, "ws", None)
+    key = (name, lead, G, rows, B)
+    if ws is not None and name and key in ws:
+        return ws[key]
     n = rows * B
     stride = n + 32 - n % 32
-    return torch.empty(lead, G, stride)[:, :, :n].view(lead, G, rows, B)
+    buf = torch.empty(lead, G, stride)[:, :, :n].view(lead, G, rows, B)
+    if ws is not None and name:
+        ws[key] = buf
+    return buf
 
 
 class _Trace:
@@ -151,13 +172,13 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
     L, G, n_in, B = x.shape
     H = w.shape[1] // 4
     bias = (p.t[f"b_ih_l{layer}"] + p.t[f"b_hh_l{layer}"]).unsqueeze(2)  # [G, 4H, 1]
-    xh = _blocks(L + 1, G, n_in + H, B)
+    xh = _blocks(L + 1, G, n_in + H, B, f"xh{layer}")
     xh[:L, :, :n_in] = x
     xh[0, :, n_in:] = 0.0
-    acts = _blocks(L, G, 4 * H, B)
-    cells = _blocks(L, G, H, B)
-    tanh_c = _blocks(L, G, H, B)
-    pre = _blocks(1, G, 4 * H, B)[0]
+    acts = _blocks(L, G, 4 * H, B, f"acts{layer}")
+    cells = _blocks(L, G, H, B, f"cells{layer}")
+    tanh_c = _blocks(L, G, H, B, f"tanh_c{layer}")
+    pre = _blocks(1, G, 4 * H, B, "pre")[0]
     for t in range(L):
         torch.baddbmm(bias, w, xh[t], out=pre)
         a = acts[t]
@@ -174,7 +195,7 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
         torch.mul(o, tanh_c[t], out=xh[t + 1, :, n_in:])
     if trace is not None:  # derivatives of every step at once
         g, i, f, o = acts[:, :, :H], acts[:, :, H:2 * H], acts[:, :, 2 * H:3 * H], acts[:, :, 3 * H:]
-        coef = _blocks(L, G, 4 * H, B)
+        coef = _blocks(L, G, 4 * H, B, f"coef{layer}")
         torch.addcmul(_ONE, g, g, value=-1.0, out=coef[:, :, :H])
         coef[:, :, :H].mul_(i)  # d pre_g = dc * i * (1 - g^2)
         torch.addcmul(acts[:, :, H:], acts[:, :, H:], acts[:, :, H:], value=-1.0, out=coef[:, :, H:])
@@ -182,7 +203,7 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
         coef[1:, :, 2 * H:3 * H].mul_(cells[:-1])  # d pre_f = dc * c_prev * f (1 - f)
         coef[0, :, 2 * H:3 * H].zero_()  # c_-1 = 0
         coef[:, :, 3 * H:].mul_(tanh_c)  # d pre_o = dh * tanh(c) * o (1 - o)
-        dcell = _blocks(L, G, H, B)
+        dcell = _blocks(L, G, H, B, f"dcell{layer}")
         torch.addcmul(_ONE, tanh_c, tanh_c, value=-1.0, out=dcell)
         dcell.mul_(o)
         trace.xh.append(xh)
@@ -264,9 +285,9 @@ def _backward(p: _Params, trace: _Trace, dout: torch.Tensor) -> dict[str, torch.
         w_t = w.transpose(1, 2)  # [G, in + H, 4H]
         dw = torch.zeros_like(w)
         db = torch.zeros(G, 4 * H)
-        d = _blocks(1, G, 4 * H, B)[0]
-        d_in = _blocks(L, G, n_in, B) if layer > 0 else None
-        dc = _blocks(1, G, H, B)[0]
+        d = _blocks(1, G, 4 * H, B, "d")[0]
+        d_in = _blocks(L, G, n_in, B, f"d_in{layer}") if layer > 0 else None
+        dc = _blocks(1, G, H, B, "dc")[0]
         dh = dlast if d_above is None else d_above[L - 1]
         for t in reversed(range(L)):
             if t == L - 1:
@@ -412,7 +433,7 @@ class GroupedLSTM:
             Xs[g] = (X[g] - x_mean) / x_std
             ys[g] = (y[g] - y_mean) / y_std
             stats.append((x_mean, x_std, y_mean, y_std))
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread():
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread(), _workspace():
             torch.manual_seed(e.random_state)
             net = LSTMNet(n_feat, e.hidden_size, e.num_layers, e.head_size, e.dropout)
             start = list(init_params) if warm else [net.state_dict()] * G  # type: ignore[arg-type]
@@ -511,7 +532,7 @@ class GroupedLSTM:
         y_mean, y_std = (np.array(c)[:, None] for c in zip(*ys, strict=True))
         weights = [{k[len("module."):]: v for k, v in states[g].items() if k.startswith("module.")}
                    for g in rows]
-        with torch.no_grad(), one_thread():
+        with torch.no_grad(), one_thread(), _workspace():
             p = _to_grouped(weights, e.num_layers, e.hidden_size, e.head_size > 0)
             out = _time_major(Xs[rows])
             for layer in range(p.layers):
