@@ -52,6 +52,10 @@ class LSTMConfig:
     mc_passes: int = 10
     device: Literal["cpu", "cuda", "auto"] = "auto"
     threads: int = 1
+    # per-symbol scope: train fold k of every symbol as one batched computation (grouped
+    # weights, CPU, one intra-op thread per process); close to, not bit-identical with, the
+    # unbatched models, and independent of which symbols share a batch
+    batched_symbols: bool = False
 
 
 @dataclass(frozen=True)
@@ -340,6 +344,12 @@ def validate(cfg: Config) -> None:
                  "otherwise no rank order is ever placed")
     _validate_features(cfg.features)
     md = cfg.model
+    _require(not lstm.batched_symbols or md.scope == "per_symbol",
+             f"`lstm.batched_symbols` = true batches per-symbol models and needs `model.scope` = "
+             f"'per_symbol' (got {md.scope!r})")
+    _require(not lstm.batched_symbols or lstm.device != "cuda",
+             "`lstm.batched_symbols` = true trains on the CPU (\"auto\" means the CPU for it); "
+             "got `lstm.device` = 'cuda'")
     for key, value, neutral in (("label", md.label, "raw"), ("cs_features", md.cs_features, "none")):
         _require(value == neutral or md.scope == "pooled",
                  f"`model.{key}` = {value!r} needs `model.scope` = 'pooled' (got {md.scope!r})")

@@ -24,6 +24,7 @@ import pandas as pd
 
 from data.errors import DataError, TooLittleDataError
 from data.loader import PriceData
+from engine.batched import SymbolInput, run_batched
 from engine.cache import FoldCache
 from engine.config import Config
 from engine.folds import bars_needed
@@ -139,6 +140,41 @@ def symbol_forecasts(frame: pd.DataFrame, cfg: Config, cache: FoldCache | None,
 walk_forward_task = symbol_task
 
 
+def symbols_forecasts(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None,
+                      since: pd.Timestamp | None, pad: bool, progress: Progress | None = None
+                      ) -> list[WalkForwardResult | TooLittleDataError]:
+    """Per-symbol walk-forwards of ``datas`` batched (``lstm.batched_symbols``); per symbol its
+    result or its too-little-data error (``pad``: data cut at its last bar, see
+    :func:`symbol_task`). A symbol's numbers do not depend on the other symbols."""
+    inputs: list[SymbolInput | None] = []
+    errors: dict[int, TooLittleDataError] = {}
+    for i, d in enumerate(datas):
+        try:
+            frame = _padded(d.frame, padding(d.frame, cfg, d.available)) if pad else d.frame
+            inputs.append(SymbolInput(frame, d.available))
+        except TooLittleDataError as exc:
+            inputs.append(None)
+            errors[i] = exc
+    ran = iter(run_batched([s for s in inputs if s is not None], cfg, cache=cache, since=since,
+                           progress=progress))
+    out: list[WalkForwardResult | TooLittleDataError] = []
+    for i, d in enumerate(datas):
+        res = errors[i] if i in errors else next(ran)
+        if pad and isinstance(res, WalkForwardResult):
+            res.predictions = res.predictions[res.predictions["date"] <= d.frame.index[-1]]
+        out.append(res)
+    return out
+
+
+def symbols_task(datas: Sequence[PriceData], cfg: Config, cache_root: str | None,
+                 since: pd.Timestamp | None = None, pad: bool = False
+                 ) -> tuple[list[WalkForwardResult | TooLittleDataError], int, int]:
+    """A block of symbols' batched walk-forwards as one task: results, cache hits and misses."""
+    cache = FoldCache(cache_root) if cache_root else None
+    res = symbols_forecasts(datas, cfg, cache, since, pad)
+    return res, (cache.hits if cache else 0), (cache.misses if cache else 0)
+
+
 def forecast(datas: Sequence[PriceData], cfg: Config, *, cache: FoldCache | None = None,
              asof: pd.Timestamp | None = None, since: pd.Timestamp | None = None,
              jobs: int = 1, scheduler: str | None = None, quiet: bool = True,
@@ -186,7 +222,12 @@ def _per_symbol(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None
     pad = asof is not None
     results: list[WalkForwardResult | None] = []
     errors: list[BaseException | None] = []
-    if plan(jobs, scheduler).serial:
+    if cfg.lstm.batched_symbols:
+        for r in _batched(datas, cfg, cache, since, pad, jobs, scheduler, quiet):
+            ok = isinstance(r, WalkForwardResult)
+            results.append(r if ok else None)
+            errors.append(None if ok else r)
+    elif plan(jobs, scheduler).serial:
         for d in datas:
             try:
                 with progress_bar(not quiet, desc=f"{d.symbol} folds") as progress:
@@ -213,12 +254,47 @@ def _per_symbol(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None
         if cache is not None:
             cache.hits += sum(r.cache_hits for r in results if r is not None)
             cache.misses += sum(r.cache_misses for r in results if r is not None)
+    return _gathered(datas, results, errors, cfg, cache, asof)
+
+
+def _batched(datas: Sequence[PriceData], cfg: Config, cache: FoldCache | None,
+             since: pd.Timestamp | None, pad: bool, jobs: int, scheduler: str | None,
+             quiet: bool) -> list[WalkForwardResult | TooLittleDataError]:
+    """Batched per-symbol walk-forwards, in this process or as ``jobs`` blocks of symbols."""
+    p = plan(jobs, scheduler)
+    if p.serial:
+        with progress_bar(not quiet, desc=f"{len(datas)} symbols batched") as progress:
+            return symbols_forecasts(datas, cfg, cache, since, pad, progress)
+    n = max(1, min(p.workers, len(datas)))
+    bounds = np.linspace(0, len(datas), n + 1).round().astype(int)
+    root = str(Path(cache.root).resolve()) if cache is not None else None
+    tasks = [Task(f"{datas[a].symbol}..{datas[b - 1].symbol}", symbols_task,
+                  (list(datas[a:b]), cfg, root, since, pad))
+             for a, b in zip(bounds[:-1], bounds[1:], strict=True) if b > a]
+    out: list[WalkForwardResult | TooLittleDataError] = []
+    for o in run_tasks(tasks, jobs=jobs, scheduler=scheduler, progress=not quiet,
+                       label="symbol blocks"):
+        if not o.ok:
+            raise o.exception or RuntimeError(o.error)
+        res, hits, misses = o.value
+        out.extend(res)
+        if cache is not None:
+            cache.hits += hits
+            cache.misses += misses
+    return out
+
+
+def _gathered(datas: Sequence[PriceData], results: list[WalkForwardResult | None],
+              errors: list[BaseException | None], cfg: Config, cache: FoldCache | None,
+              asof: pd.Timestamp | None) -> Forecasts:
     excluded = {d.symbol: str(e) for d, e in zip(datas, errors, strict=True) if e is not None}
     kept = [(d, r) for d, r in zip(datas, results, strict=True) if r is not None]
     if len(datas) == 1 and excluded or not kept:
         d, exc = next((d, e) for d, e in zip(datas, errors, strict=True) if e is not None)
         raise TooLittleDataError(too_little(d.symbol, asof, exc)) from None  # type: ignore[arg-type]
-    preds = [r.predictions.assign(symbol=d.symbol) for d, r in kept]
+    for d, r in kept:  # in place: the results are ours, one copy less of every row
+        r.predictions["symbol"] = d.symbol
+    preds = [r.predictions for _, r in kept]
     folds = [r.folds.assign(symbol=d.symbol) for d, r in kept]
     hits = cache.hits if cache is not None else 0
     misses = cache.misses if cache is not None else 0

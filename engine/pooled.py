@@ -117,15 +117,58 @@ class Universe:
     persistence: np.ndarray
     market_vol: np.ndarray  # [union bars] cross-sectional median of realised vol
     date_starts: np.ndarray  # [union bars + 1] sample-table slice of each union position
-    # per symbol: (union pos, OHLCV rows, feature rows as the models see them)
-    hash_rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]]
+    # per symbol: union positions of its bars, and its price frame (hashed for cache keys only)
+    upos: list[np.ndarray]
+    frames: list[pd.DataFrame]
+    offsets: np.ndarray  # [symbols + 1] each symbol's first row in X
     excluded: list[str]
+
+    def rows(self, j: int, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Symbol ``j``'s bars ``a:b``: OHLCV rows and feature rows as the models see them."""
+        raw = np.ascontiguousarray(self.frames[j][OHLCV].iloc[a:b].to_numpy(float))
+        return raw, np.ascontiguousarray(self.X[self.offsets[j] + a:self.offsets[j] + b])
+
+
+OHLCV = ["open", "high", "low", "close", "volume"]
 
 
 def _features(data: PriceData, cfg: Config, panel: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """The configured feature set of one symbol (custom features see the universe's panel)."""
     # ``available``: the price columns that truly came from the file, when the loader records them
     return feature_frame(data.frame, cfg.features, getattr(data, "available", None), panel=panel)
+
+
+def _feature_matrix(datas: Sequence[PriceData], cfg: Config, upos: list[np.ndarray]
+                    ) -> tuple[np.ndarray, list[np.ndarray], list[int]]:
+    """Every symbol's features as one float32 ``X`` (NaN as 0), realised vols and the row of
+    each symbol's first valid feature and vol. Without cross-sectional features each symbol is
+    converted as it comes (memory: ``X`` and one symbol's frame, not all symbols in float64)."""
+    panel = frozen_panel({d.symbol: d.frame for d in datas}) if cfg.features.custom else {}
+    vols, valid, feats = [], [], []
+    stream = cfg.model.cs_features == "none"
+    offsets = np.cumsum([0, *(len(d.frame) for d in datas)])
+    X: np.ndarray | None = None
+    for j, d in enumerate(datas):
+        f = _features(d, cfg, panel)
+        v = realized_volatility(d.frame["close"], cfg.regime.vol_window)
+        vols.append(v.to_numpy(float))
+        valid.append(max(first_valid_row(f), first_valid_row(v.to_frame())))
+        values = f.to_numpy(float)
+        if X is not None and values.shape[1] != X.shape[1] or feats and values.shape[1] != feats[0].shape[1]:
+            raise DataError("symbols of a universe must have the same features (same OHLCV columns)")
+        if stream:
+            if X is None:
+                X = np.empty((offsets[-1], values.shape[1]), dtype=np.float32)
+            X[offsets[j]:offsets[j + 1]] = np.nan_to_num(values, nan=0.0).astype(np.float32)
+        else:
+            feats.append(values)
+    if not stream:
+        all_feat = np.concatenate(feats)
+        del feats
+        cs = normalise(all_feat, np.concatenate(upos), cfg.model.cs_features)
+        all_feat = np.concatenate([all_feat, cs], axis=1)
+        X = np.ascontiguousarray(np.nan_to_num(all_feat, nan=0.0).astype(np.float32))
+    return X, vols, valid  # type: ignore[return-value]
 
 
 def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
@@ -138,41 +181,19 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
     dates = pd.DatetimeIndex(sorted(set().union(*(d.frame.index for d in datas))), name="date")
     h, gap = cfg.walk_forward.horizon, cfg.walk_forward.gap
     never = np.iinfo(np.int64).max // 4
-    feats, vols, per = [], [], []
-    panel = frozen_panel({d.symbol: d.frame for d in datas}) if cfg.features.custom else {}
-    for d in datas:
-        f = _features(d, cfg, panel)
-        v = realized_volatility(d.frame["close"], cfg.regime.vol_window)
-        feats.append(f.to_numpy(float))
-        vols.append(v.to_numpy(float))
-        per.append((f, v))
-    n_feat = feats[0].shape[1]
-    if any(f.shape[1] != n_feat for f in feats):
-        raise DataError("symbols of a universe must have the same features (same OHLCV columns)")
     upos = [dates.get_indexer(d.frame.index) for d in datas]
-    all_feat = np.concatenate(feats)
-    all_pos = np.concatenate(upos)
-    if cfg.model.cs_features != "none":
-        cs = normalise(all_feat, all_pos, cfg.model.cs_features)
-        all_feat = np.concatenate([all_feat, cs], axis=1)
-    X = np.ascontiguousarray(np.nan_to_num(all_feat, nan=0.0).astype(np.float32))
+    X, vols, valid = _feature_matrix(datas, cfg, upos)
     all_vol = np.concatenate(vols)
-    mv = pd.Series(all_vol).groupby(all_pos).median()
+    mv = pd.Series(all_vol).groupby(np.concatenate(upos)).median()
     market_vol = mv.reindex(range(len(dates))).to_numpy(float)
     cols: dict[str, list[np.ndarray]] = {k: [] for k in
                                          ("sym", "row", "pos", "label", "known", "vol", "persistence")}
-    excluded, hash_rows = [], []
+    excluded = []
     offset = 0
-    starts = np.cumsum([0, *(len(d.frame) for d in datas)])
     for j, d in enumerate(datas):
-        f, v = per[j]
         n = len(d.frame)
         close = d.frame["close"]
-        start = max(first_valid_row(f), first_valid_row(v.to_frame()))
-        first = start + cfg.max_lookback - 1
-        hash_rows.append((upos[j], np.ascontiguousarray(
-            d.frame[["open", "high", "low", "close", "volume"]].to_numpy(float)),
-            X[starts[j]:starts[j + 1]]))
+        first = valid[j] + cfg.max_lookback - 1
         if first >= n:
             excluded.append(d.symbol)
             offset += n
@@ -191,14 +212,17 @@ def prepare_universe(datas: Sequence[PriceData], cfg: Config) -> Universe:
     if not cols["sym"]:
         raise TooLittleDataError(f"too little data: no symbol reaches its first sample "
                         f"(feature warm-up + lookback {cfg.max_lookback})")
-    table = {k: np.concatenate(v) for k, v in cols.items()}
-    order = np.lexsort((table["sym"], table["pos"]))
-    table = {k: v[order] for k, v in table.items()}
+    order = np.lexsort((np.concatenate(cols["sym"]), np.concatenate(cols["pos"])))
+    table = {}
+    for k in list(cols):  # one column at a time: the unsorted and sorted copies of one only
+        table[k] = np.concatenate(cols.pop(k))[order]
     first_sample = int(table["pos"][0])
     return Universe(dates=dates, symbols=names, X=X, first_sample=first_sample,
                     market_vol=market_vol,
                     date_starts=np.searchsorted(table["pos"], np.arange(len(dates) + 1)),
-                    hash_rows=hash_rows, excluded=excluded, **table)
+                    upos=upos, frames=[d.frame for d in datas],
+                    offsets=np.cumsum([0, *(len(d.frame) for d in datas)]),
+                    excluded=excluded, **table)
 
 
 def pooled_folds(uni: Universe, cfg: Config) -> list[Fold]:
@@ -360,22 +384,23 @@ def _cache_keys(uni: Universe, folds: list[Fold], cfg: Config) -> list[str]:
     model_cfg = {k: d[k] for k in ("walk_forward", "lstm")}
     model_cfg["features"] = {**feature_set_id(cfg.features), "shape": int(uni.X.shape[1])}
     model_cfg["model"] = {k: d["model"][k] for k in ("scope", "label", "cs_features")}
-    for volatile in ("device", "threads", "mc_passes"):
+    for volatile in ("device", "threads", "mc_passes", "batched_symbols"):
         model_cfg["lstm"].pop(volatile)
     budgets = {"batch": MAX_POOLED_BATCH, "cold": COLD_FIT_SAMPLES, "warm": WARM_FIT_ROWS}
     prices, feats = hashlib.sha256(), hashlib.sha256()
     done = [0] * len(uni.symbols)
     keys = []
     for f in folds:
-        for j, (pos, raw, X) in enumerate(uni.hash_rows):
+        for j, pos in enumerate(uni.upos):
             upto = int(np.searchsorted(pos, f.test_start, side="right"))
             if upto > done[j]:
+                raw, X = uni.rows(j, done[j], upto)
                 name = uni.symbols[j].encode() + b"\0"
                 prices.update(name)
                 prices.update(uni.dates[pos[done[j]:upto]].asi8.tobytes())
-                prices.update(raw[done[j]:upto].tobytes())
+                prices.update(raw.tobytes())
                 feats.update(name)
-                feats.update(np.ascontiguousarray(X[done[j]:upto]).tobytes())
+                feats.update(X.tobytes())
                 done[j] = upto
         keys.append(fold_key({"v": MODEL_VERSION, "pooled": POOLED_VERSION, "torch": torch.__version__,
                               "cfg": model_cfg, "seed": cfg.seed, "first": uni.first_sample,
@@ -443,25 +468,32 @@ def _fold_outputs(uni: Universe, folds: list[Fold], cfg: Config, cache: FoldCach
 def _assemble(uni: Universe, folds: list[Fold], outputs: list[dict], cfg: Config,
               cache: FoldCache | None) -> PooledResult:
     cols = lstm_columns(cfg)
-    parts = []
-    for fold, out in zip(folds, outputs, strict=True):
-        test = out["rows"]
-        frame = pd.DataFrame({"date": uni.dates[uni.pos[test]],
-                              "symbol": np.asarray(uni.symbols, dtype=object)[uni.sym[test]],
-                              "fold": fold.index, "y_true": uni.label[test]})
-        for i, c in enumerate(cols):
-            frame[c] = out["lstm"][i]
-        frame["knn"] = out["knn"]
-        frame["regime"] = classify(out["regime_vol"], out["threshold"])
-        frame["lstm_conf"] = out["lstm_conf"]
-        frame["knn_conf"] = out["knn_conf"]
-        frame["knn_k"] = int(out["knn_k"])
-        frame["train_mean"] = out["train_mean"]
-        frame["persistence"] = uni.persistence[test]
-        frame["vol"] = uni.vol[test]
-        frame["_known_until"] = uni.known[test]
-        frame["_test_start"] = fold.test_start
-        parts.append(frame)
+    test = np.concatenate([o["rows"] for o in outputs])
+
+    def per_fold(value) -> np.ndarray:  # noqa: ANN001
+        return np.concatenate([np.full(len(o["rows"]), value(f, o))
+                               for f, o in zip(folds, outputs, strict=True)])
+
+    def stacked(key: str) -> np.ndarray:
+        return np.concatenate([o[key] for o in outputs], axis=-1)
+
+    frame = pd.DataFrame({"date": uni.dates[uni.pos[test]],
+                          "symbol": np.asarray(uni.symbols, dtype=object)[uni.sym[test]],
+                          "fold": per_fold(lambda f, o: f.index), "y_true": uni.label[test]})
+    lstm = stacked("lstm")
+    for i, c in enumerate(cols):
+        frame[c] = lstm[i]
+    frame["knn"] = stacked("knn")
+    frame["regime"] = np.concatenate([classify(o["regime_vol"], o["threshold"]) for o in outputs])
+    frame["lstm_conf"] = stacked("lstm_conf")
+    frame["knn_conf"] = stacked("knn_conf")
+    frame["knn_k"] = per_fold(lambda f, o: int(o["knn_k"]))
+    frame["train_mean"] = stacked("train_mean")
+    frame["persistence"] = uni.persistence[test]
+    frame["vol"] = uni.vol[test]
+    frame["_known_until"] = uni.known[test]
+    frame["_test_start"] = per_fold(lambda f, o: f.test_start)
+    parts = [frame]
     pred = fuse_parts(parts, cfg, cols, lstm_at=4)
     fold_table = pd.DataFrame(
         [{**fold_row(f, uni.dates, o["n_train"], float(o["threshold"])),

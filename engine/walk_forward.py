@@ -25,6 +25,7 @@ from engine.feature_set import feature_frame, feature_set_id
 from engine.folds import Fold, bars_needed, make_folds
 from engine.fusion import fuse
 from engine.models import KNNRegressor, LSTMRegressor, params_from
+from engine.models.grouped_lstm import GROUPED_VERSION
 from engine.models.lstm import MODEL_VERSION, resolve_device
 from engine.progress import Progress
 from engine.regime import classify, fit_threshold
@@ -149,13 +150,8 @@ def fit_fold(prep: Prepared, fold: Fold, cfg: Config,
 
 def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict]) -> dict:
     """Out-of-sample forecasts of one fold: LSTMs from their states, KNN, regime, baselines."""
-    train = np.arange(fold.train_start, fold.train_end)
     test = np.arange(fold.test_start, fold.test_end)
-    y = prep.labels[train]
-    # A cut-short last fold is padded to a whole step (repeating its last bar) so the
-    # LSTM always sees the same batch shape: float32 kernels round differently for
-    # other shapes, and a bar's forecast must not depend on how many bars follow it.
-    padded = np.concatenate([test, np.full(cfg.walk_forward.step - len(test), test[-1])])
+    padded = padded_test(fold, cfg)
     lstm_preds, lstm_confs = [], []
     for lb in cfg.lookbacks:
         seed = derive_seed(cfg.seed, "lstm", lb, fold.index)
@@ -163,9 +159,30 @@ def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict
         pred, conf = model.predict_with_confidence(_window(prep, lb, padded))
         lstm_preds.append(pred[: len(test)])
         lstm_confs.append(conf[: len(test)])
+    train = np.arange(fold.train_start, fold.train_end)
     knn = knn_estimator(cfg)
-    knn.fit(prep.features[train], y)
+    knn.fit(prep.features[train], prep.labels[train])
     knn_pred, knn_conf = knn.predict_with_confidence(prep.features[test])
+    return fold_output(prep, fold, cfg, lstm_preds, lstm_confs, knn_pred, knn_conf, knn.k_)
+
+
+def padded_test(fold: Fold, cfg: Config) -> np.ndarray:
+    """The fold's test rows, a cut-short last fold padded to a whole step (repeating its last bar).
+
+    The LSTM always sees the same batch shape: float32 kernels round differently for other
+    shapes, and a bar's forecast must not depend on how many bars follow it."""
+    test = np.arange(fold.test_start, fold.test_end)
+    return np.concatenate([test, np.full(cfg.walk_forward.step - len(test), test[-1])])
+
+
+def fold_output(prep: Prepared, fold: Fold, cfg: Config, lstm_preds: list[np.ndarray],
+                lstm_confs: list[np.ndarray], knn_pred: np.ndarray, knn_conf: np.ndarray,
+                knn_k: int) -> dict:
+    """A fold's outputs from its model forecasts (one per lookback, then the KNN's): checked
+    for NaN/inf, the LSTM confidence, the regime threshold and the training-mean baseline."""
+    train = np.arange(fold.train_start, fold.train_end)
+    n_test = fold.test_end - fold.test_start
+    y = prep.labels[train]
     check_forecasts(prep, fold, cfg, lstm_preds, knn_pred)
     lstm_conf = np.mean(lstm_confs, axis=0)
     if np.isnan(lstm_conf).all() and len(lstm_preds) > 1:
@@ -175,9 +192,9 @@ def predict_fold(prep: Prepared, fold: Fold, cfg: Config, states: dict[int, dict
         "lstm_conf": lstm_conf,
         "knn": knn_pred,
         "knn_conf": knn_conf,
-        "knn_k": np.full(len(test), knn.k_, dtype=float),
+        "knn_k": np.full(n_test, knn_k, dtype=float),
         "threshold": np.array([fit_threshold(prep.vol[train], cfg.regime.quantile)]),
-        "train_mean": np.full(len(test), float(y.mean())),
+        "train_mean": np.full(n_test, float(y.mean())),
     }
 
 
@@ -212,6 +229,8 @@ def _fold_cache_key(prep: Prepared, fold: Fold, cfg: Config) -> str:
     model_cfg = {k: cfg.to_dict()[k] for k in ("walk_forward", "lstm")}
     for volatile in ("device", "threads", "mc_passes"):
         model_cfg["lstm"].pop(volatile)
+    if model_cfg["lstm"].pop("batched_symbols"):  # its own entries (other kernels, other numbers)
+        model_cfg["lstm"]["grouped"] = GROUPED_VERSION
     rows = fold.test_start + 1
     digest = hashlib.sha256(prep.raw[:rows].tobytes()).hexdigest()
     feats = hashlib.sha256(np.ascontiguousarray(prep.features[:rows]).tobytes()).hexdigest()
@@ -233,6 +252,14 @@ def run_walk_forward(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | No
     ``available``: the price columns that truly came from the data
     (``PriceData.available``); features needing others are left out.
     """
+    if cfg.lstm.batched_symbols:  # the batched path of a universe, with one symbol
+        from engine.batched import SymbolInput, run_batched
+
+        (res,) = run_batched([SymbolInput(prices, None if available is None else tuple(available))],
+                             cfg, cache=cache, since=since, progress=progress)
+        if isinstance(res, Exception):
+            raise res
+        return res
     prep = prepare(prices, cfg, available)
     folds = folds_for(prep, cfg)
     first = 0
@@ -309,27 +336,34 @@ def assemble(prep: Prepared, folds: list[Fold], outputs: list[dict], cfg: Config
              cache: FoldCache | None = None) -> WalkForwardResult:
     """Stack fold outputs into the predictions frame and apply the fusion."""
     cols = lstm_columns(cfg)
-    parts = []
     h, gap = cfg.walk_forward.horizon, cfg.walk_forward.gap
-    for fold, out in zip(folds, outputs, strict=True):
-        test = np.arange(fold.test_start, fold.test_end)
-        p = out["preds"]
-        frame = pd.DataFrame({"date": prep.index[test], "fold": fold.index,
-                              "y_true": prep.labels[test]})
-        for i, c in enumerate(cols):
-            frame[c] = p["lstm"][i]
-        frame["knn"] = p["knn"]
-        frame["regime"] = classify(prep.vol[test], float(p["threshold"][0]))
-        frame["lstm_conf"] = p["lstm_conf"]
-        frame["knn_conf"] = p["knn_conf"]
-        frame["knn_k"] = p["knn_k"].astype(int)
-        frame["train_mean"] = p["train_mean"]
-        frame["persistence"] = prep.persistence[test]
-        frame["vol"] = prep.vol[test]
-        frame["_known_until"] = test + h + gap
-        frame["_test_start"] = fold.test_start
-        parts.append(frame)
-    pred = fuse_parts(parts, cfg, cols, lstm_at=3)
+    tests = [np.arange(f.test_start, f.test_end) for f in folds]
+    test = np.concatenate(tests)
+    preds = [o["preds"] for o in outputs]
+
+    def stacked(key: str) -> np.ndarray:
+        return np.concatenate([p[key] for p in preds], axis=-1)
+
+    frame = pd.DataFrame({"date": prep.index[test],
+                          "fold": np.concatenate([np.full(len(t), f.index)
+                                                  for f, t in zip(folds, tests, strict=True)]),
+                          "y_true": prep.labels[test]})
+    lstm = stacked("lstm")
+    for i, c in enumerate(cols):
+        frame[c] = lstm[i]
+    frame["knn"] = stacked("knn")
+    frame["regime"] = np.concatenate([classify(prep.vol[t], float(p["threshold"][0]))
+                                      for t, p in zip(tests, preds, strict=True)])
+    frame["lstm_conf"] = stacked("lstm_conf")
+    frame["knn_conf"] = stacked("knn_conf")
+    frame["knn_k"] = stacked("knn_k").astype(int)
+    frame["train_mean"] = stacked("train_mean")
+    frame["persistence"] = prep.persistence[test]
+    frame["vol"] = prep.vol[test]
+    frame["_known_until"] = test + h + gap
+    frame["_test_start"] = np.concatenate([np.full(len(t), f.test_start)
+                                           for f, t in zip(folds, tests, strict=True)])
+    pred = fuse_parts([frame], cfg, cols, lstm_at=3)
     fold_table = pd.DataFrame(
         [fold_row(f, prep.index, f.train_size, float(o["preds"]["threshold"][0]))
          for f, o in zip(folds, outputs, strict=True)]
@@ -343,7 +377,8 @@ def fuse_parts(parts: list[pd.DataFrame], cfg: Config, cols: list[str], lstm_at:
     """Stack per-fold prediction frames, add the mean ``lstm`` of a multi-window ensemble
     (at column ``lstm_at``) and apply the fusion, which reads ``_known_until`` (the bar at
     which each row's label is known) and ``_test_start`` and drops them."""
-    pred = pd.concat(parts, ignore_index=True)
+    # one part (the frame is the caller's to change): no copy
+    pred = parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
     if len(cols) > 1:
         pred.insert(lstm_at, "lstm", pred[cols].mean(axis=1))
     return fuse(pred, pred.pop("_known_until").to_numpy(), pred.pop("_test_start").to_numpy(),
