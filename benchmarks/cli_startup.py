@@ -4,7 +4,7 @@
 
 Prints the median of ``--runs`` fresh processes for each command and the machine's load
 average (a shared machine makes every figure slower). ``lstmknn`` is the console script
-beside this Python when installed, else ``python -m engine.cli``; this source tree comes
+beside this Python when installed, else ``python -m lstmknn.engine.cli``; this source tree comes
 first on ``PYTHONPATH``.
 """
 
@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def lstmknn() -> list[str]:
     script = Path(sys.executable).with_name("lstmknn")
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "engine.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "lstmknn.engine.cli"]
 
 
 def wall(cmd: list[str], runs: int) -> float:

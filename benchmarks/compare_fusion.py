@@ -17,12 +17,12 @@ import json
 
 import pandas as pd
 
-from data.loader import load_prices
-from engine.cache import FoldCache
-from engine.config import load_config, with_overrides
-from engine.walk_forward import run_walk_forward
-from reports.forecast_metrics import forecast_table, relative_mse
-from reports.significance import dm_table
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import load_config, with_overrides
+from lstmknn.engine.walk_forward import run_walk_forward
+from lstmknn.reports.forecast_metrics import forecast_table, relative_mse
+from lstmknn.reports.significance import dm_table
 
 METHODS = {
     "fixed": {"fusion.method": "fixed"},

@@ -51,7 +51,7 @@ def load() -> str:
 
 
 def _config(base: dict | str, scope: str, batched: bool = False, threads: int | None = None):  # noqa: ANN202
-    from engine.config import from_dict, load_config
+    from lstmknn.engine.config import from_dict, load_config
 
     cfg = load_config(base) if isinstance(base, (str, Path)) else from_dict(base)
     over: dict = {"model": {"scope": scope}}
@@ -64,10 +64,10 @@ def _config(base: dict | str, scope: str, batched: bool = False, threads: int | 
 
 def _datas(spec: str):  # noqa: ANN202
     if spec.startswith("synthetic:"):
-        from data.synthetic import make_universe, to_price_data
+        from lstmknn.data.synthetic import make_universe, to_price_data
 
         return to_price_data(make_universe(500, 252 * int(spec.split(":")[1]), ic=0.03, seed=0))
-    from data.sources import load_sources
+    from lstmknn.data.sources import load_sources
 
     return load_sources([spec])
 
@@ -76,7 +76,7 @@ def measure(spec: dict) -> dict:
     """One measurement in this process: ``forecast()`` of a universe under a config."""
     import torch
 
-    from engine.forecasts import forecast
+    from lstmknn.engine.forecasts import forecast
 
     base = spec["base"] if spec["base"] != "toml" else TOML
     threads = 2 if spec["scope"] == "pooled" else None  # per symbol: one thread per process
@@ -118,8 +118,8 @@ def _line(name: str, r: dict, base: float | None = None) -> str:
 def _tables(today, batched) -> list[str]:  # noqa: ANN001
     import numpy as np
 
-    from reports.cross_section import ic_summary
-    from reports.forecast_metrics import forecast_table
+    from lstmknn.reports.cross_section import ic_summary
+    from lstmknn.reports.forecast_metrics import forecast_table
 
     keys = ["symbol", "date"]
     a = today.sort_values(keys).reset_index(drop=True)
@@ -167,7 +167,7 @@ def case_us20_toml() -> list[str]:
 
 
 def case_memory() -> list[str]:
-    from engine.folds import make_folds
+    from lstmknn.engine.folds import make_folds
 
     lines = []
     for years in (5, 10, 20):

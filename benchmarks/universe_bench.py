@@ -61,19 +61,19 @@ def usage(who: int = resource.RUSAGE_SELF) -> dict:
 
 
 def _load(name: str):  # noqa: ANN202
-    from data.sources import load_sources
+    from lstmknn.data.sources import load_sources
 
     return load_sources([name])
 
 
 def _cfg(raw: dict, **model: str):  # noqa: ANN202
-    from engine.config import from_dict
+    from lstmknn.engine.config import from_dict
 
     return from_dict({**raw, "model": {**raw["model"], **model}})
 
 
 def _table(pred, stacking=None) -> dict:  # noqa: ANN001
-    from reports.cross_section import ic_summary, quantile_returns
+    from lstmknn.reports.cross_section import ic_summary, quantile_returns
 
     frame = pred.copy()
     models = [m for m in MODELS if m in frame.columns]
@@ -84,7 +84,7 @@ def _table(pred, stacking=None) -> dict:  # noqa: ANN001
 
 
 def _pooled(datas, cfg, stacking: bool = True) -> tuple[dict, object]:  # noqa: ANN001
-    from engine.pooled import run_pooled_walk_forward
+    from lstmknn.engine.pooled import run_pooled_walk_forward
 
     t = time.perf_counter()
     res = run_pooled_walk_forward(datas, cfg, fusions=["stacking"] if stacking else [])
@@ -116,8 +116,8 @@ def case_sp500_command() -> dict:
 
 
 def case_sp500_members() -> dict:
-    from engine.params import execution_params, strategy_for
-    from strategies.execution import execute
+    from lstmknn.engine.params import execution_params, strategy_for
+    from lstmknn.strategies.execution import execute
 
     datas = _load("sp500_members")
     cfg = _cfg(SP500)
@@ -138,7 +138,7 @@ def case_sp500_members() -> dict:
 
 
 def case_sp500_per_symbol() -> dict:
-    from engine.forecasts import forecast
+    from lstmknn.engine.forecasts import forecast
 
     datas = _load("sp500_members")
     cfg = _cfg({**SP500, "lstm": {"lookback": 10}, "model": {}})
@@ -167,7 +167,7 @@ def sub_us20_cs_rank() -> dict:
 
 
 def _per_symbol(jobs: int) -> dict:
-    from engine.forecasts import forecast
+    from lstmknn.engine.forecasts import forecast
 
     datas = _load("us20")
     t = time.perf_counter()
@@ -206,7 +206,7 @@ def case_us20_cs_rank() -> dict:
 
 def case_synthetic(ic: float = 0.03) -> dict:
     """Pooled models on 500 symbols x 10 years with a planted IC (visible in ``close_loc``)."""
-    from data.synthetic import make_universe, to_price_data
+    from lstmknn.data.synthetic import make_universe, to_price_data
 
     t0 = time.perf_counter()
     datas = to_price_data(make_universe(500, 2520, ic=ic, seed=0))
@@ -225,8 +225,8 @@ def case_planted() -> dict:
     """A forecaster with a known IC (planted signal + noise) on planted and null universes."""
     import numpy as np
 
-    from data.synthetic import make_universe, planted_ic
-    from reports.cross_section import ic_by_date, ic_summary
+    from lstmknn.data.synthetic import make_universe, planted_ic
+    from lstmknn.reports.cross_section import ic_by_date, ic_summary
 
     out = {}
     for name, ic in (("planted", 0.05), ("null", 0.0)):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
+from lstmknn.data.errors import DataError
 
 SEPARATORS = (",", ";", "\t", "|")
 SEP_NAMES = {",": "','", ";": "';'", "\t": "tab", "|": "'|'"}

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
+from lstmknn.data.errors import DataError
 
 FEATURE_NAMES = (
     "ret_1",

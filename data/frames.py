@@ -15,12 +15,12 @@ from typing import Any
 
 import pandas as pd
 
-from data.csvtext import read_text_table
-from data.errors import DataError
-from data.layouts import read_layout
-from data.options import LoadOptions
-from data.prices import PriceData
-from data.sources import load_sources
+from lstmknn.data.csvtext import read_text_table
+from lstmknn.data.errors import DataError
+from lstmknn.data.layouts import read_layout
+from lstmknn.data.options import LoadOptions
+from lstmknn.data.prices import PriceData
+from lstmknn.data.sources import load_sources
 
 DataLike = Any  # DataFrame | Mapping[str, DataFrame] | str | Path | PriceData | Sequence of them
 

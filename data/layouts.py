@@ -10,11 +10,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from data.csvtext import TextTable, detect_decimal, to_numbers
-from data.dates import parse_dates
-from data.errors import DataError
-from data.options import LoadOptions
-from data.prices import PRICE_FIELDS, PriceData, build, norm, plan_columns
+from lstmknn.data.csvtext import TextTable, detect_decimal, to_numbers
+from lstmknn.data.dates import parse_dates
+from lstmknn.data.errors import DataError
+from lstmknn.data.options import LoadOptions
+from lstmknn.data.prices import PRICE_FIELDS, PriceData, build, norm, plan_columns
 
 DATE_NAMES = ("date", "datetime", "timestamp", "time", "date time", "trade date", "local time",
               "gmt time")

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.dates import parse_dates
-from data.errors import DataError
-from data.layouts import DATE_NAMES
-from data.prices import REQUIRED_COLUMNS, PriceData, build, norm, plan_columns
-from data.sources import BUNDLED, LoadOptions, bundled_path, load_sources
+from lstmknn.data.dates import parse_dates
+from lstmknn.data.errors import DataError
+from lstmknn.data.layouts import DATE_NAMES
+from lstmknn.data.prices import REQUIRED_COLUMNS, PriceData, build, norm, plan_columns
+from lstmknn.data.sources import BUNDLED, LoadOptions, bundled_path, load_sources
 
 __all__ = ["BUNDLED", "REQUIRED_COLUMNS", "PriceData", "bundled_path", "load_prices",
            "resolve_source", "validate_ohlcv"]

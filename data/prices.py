@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
+from lstmknn.data.errors import DataError
 
 REQUIRED_COLUMNS = ("open", "high", "low", "close", "volume")
 PRICE_FIELDS = ("open", "high", "low", "close", "adj close", "volume")

@@ -24,12 +24,12 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
-from data.csvtext import read_text_table
-from data.errors import DataError
-from data.layouts import read_layout
-from data.options import LoadOptions
-from data.prices import PriceData
-from data.universe import check_universe
+from lstmknn.data.csvtext import read_text_table
+from lstmknn.data.errors import DataError
+from lstmknn.data.layouts import read_layout
+from lstmknn.data.options import LoadOptions
+from lstmknn.data.prices import PriceData
+from lstmknn.data.universe import check_universe
 
 __all__ = ["BUNDLED", "LoadOptions", "absolute_spec", "bundled_path", "load_file", "load_sources"]
 
@@ -41,7 +41,7 @@ SEPS = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 def bundled_path(name: str) -> Path:
     """Path of a bundled dataset (see :data:`BUNDLED`)."""
-    return Path(str(resources.files("data.bundled").joinpath(BUNDLED[name.lower()])))
+    return Path(str(resources.files("lstmknn.data.bundled").joinpath(BUNDLED[name.lower()])))
 
 
 def _stem(path: Path) -> str:

@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from data.loader import PriceData
+from lstmknn.data.loader import PriceData
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 

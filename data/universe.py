@@ -17,9 +17,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from data.dates import is_daily
-from data.errors import DataError
-from data.prices import PriceData
+from lstmknn.data.dates import is_daily
+from lstmknn.data.errors import DataError
+from lstmknn.data.prices import PriceData
 
 SYMBOL = re.compile(r"[^\W_^][\w.^=+&@#-]*|\^[\w.=+&@#-]+")
 MAX_SYMBOL = 64

@@ -19,18 +19,18 @@ from typing import Any
 
 import pandas as pd
 
-from data.frames import DataLike, as_price_data
-from data.options import LoadOptions
-from engine.asof import signal_records
-from engine.audit import AuditReport, run_audit
-from engine.backtest import BacktestRun, read_run, run_backtest, write_outputs, write_report
-from engine.cache import FoldCache
-from engine.config import Config, ConfigError, from_dict, load_config
-from engine.defaults import DEFAULT_CACHE
-from engine.errors import UserError
-from engine.params import strategy_params
-from reports.periods import infer_periods_per_year
-from strategies.strategy import FunctionStrategy, Strategy
+from lstmknn.data.frames import DataLike, as_price_data
+from lstmknn.data.options import LoadOptions
+from lstmknn.engine.asof import signal_records
+from lstmknn.engine.audit import AuditReport, run_audit
+from lstmknn.engine.backtest import BacktestRun, read_run, run_backtest, write_outputs, write_report
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config, ConfigError, from_dict, load_config
+from lstmknn.engine.defaults import DEFAULT_CACHE
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.params import strategy_params
+from lstmknn.reports.periods import infer_periods_per_year
+from lstmknn.strategies.strategy import FunctionStrategy, Strategy
 
 StrategyLike = Strategy | Callable[[pd.DataFrame, pd.Series], Any] | None
 
@@ -328,7 +328,7 @@ def audit(data: DataLike, config: Config | str | Path | Mapping | None = None, *
 
 def load(path: str | Path) -> Run:
     """A run folder written by ``lstmknn backtest`` or :meth:`Run.save`, as a :class:`Run`."""
-    from strategies.result import BacktestResult
+    from lstmknn.strategies.result import BacktestResult
 
     folder = Path(path)
     if not folder.is_dir():

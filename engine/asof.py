@@ -16,14 +16,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.dates import parse_date
-from data.errors import DataError
-from data.loader import PriceData
-from engine.cache import FoldCache
-from engine.config import Config, validate_universe
-from engine.decisions import Decisions, decide
-from engine.runio import clean_json, format_timestamp
-from strategies.strategy import Strategy
+from lstmknn.data.dates import parse_date
+from lstmknn.data.errors import DataError
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config, validate_universe
+from lstmknn.engine.decisions import Decisions, decide
+from lstmknn.engine.runio import clean_json, format_timestamp
+from lstmknn.strategies.strategy import Strategy
 
 OHLCV = ["open", "high", "low", "close", "volume"]
 # Order of the fields of a signal record (multi-lookback ``lstm_<L>`` columns follow ``lstm``).

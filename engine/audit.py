@@ -35,15 +35,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
-from data.loader import PriceData
-from engine.cache import FoldCache
-from engine.config import Config, validate_universe
-from engine.decisions import decide
-from engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
-from engine.runio import format_timestamp
-from engine.walk_forward import _fold_cache_key, folds_for, prepare
-from strategies.strategy import Strategy
+from lstmknn.data.errors import DataError
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config, validate_universe
+from lstmknn.engine.decisions import decide
+from lstmknn.engine.feature_set import declared_warmups, feature_frame, frozen_panel, lenient
+from lstmknn.engine.runio import format_timestamp
+from lstmknn.engine.walk_forward import _fold_cache_key, folds_for, prepare
+from lstmknn.strategies.strategy import Strategy
 
 STAGES = ("feature", "model", "fusion", "target")
 TRIMS = (50, 200, 500)

@@ -19,16 +19,16 @@ from typing import Any
 
 import pandas as pd
 
-from data.dates import is_daily
-from data.loader import PriceData
-from data.sources import load_sources
-from data.universe import check_universe
-from engine.cache import FoldCache
-from engine.config import Config, validate_universe
-from engine.decisions import decide
-from engine.errors import UserError
-from engine.params import execution_params
-from engine.runio import (
+from lstmknn.data.dates import is_daily
+from lstmknn.data.loader import PriceData
+from lstmknn.data.sources import load_sources
+from lstmknn.data.universe import check_universe
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config, validate_universe
+from lstmknn.engine.decisions import decide
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.params import execution_params
+from lstmknn.engine.runio import (
     check_out_dir,
     clean_json,
     date_format,
@@ -37,14 +37,14 @@ from engine.runio import (
     staged_run,
     write_atomic,
 )
-from reports.cross_section import ic_summary, quantile_returns
-from reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
-from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
-from reports.trading_metrics import strategy_metrics
-from reports.verdict import forecast_verdict
-from strategies.execution import buy_and_hold_returns, execute, untraded
-from strategies.result import BacktestResult
-from strategies.strategy import Strategy, closed_out
+from lstmknn.reports.cross_section import ic_summary, quantile_returns
+from lstmknn.reports.forecast_metrics import forecast_summary, fusion_counts, per_group_table
+from lstmknn.reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
+from lstmknn.reports.trading_metrics import strategy_metrics
+from lstmknn.reports.verdict import forecast_verdict
+from lstmknn.strategies.execution import buy_and_hold_returns, execute, untraded
+from lstmknn.strategies.result import BacktestResult
+from lstmknn.strategies.strategy import Strategy, closed_out
 
 PREDICTION_COLUMNS = ["date", "symbol", "fold", "y_true", "lstm", "knn", "regime", "alpha",
                       "fused", "target"]
@@ -277,7 +277,10 @@ def write_report(folder: Path, summary: dict, predictions: pd.DataFrame, models:
     """The HTML tearsheet (quantstats + the model section) from a run's pandas objects; also
     the report of a paper account (its own ``title`` and ``extra_tables``). ``fast``: the
     model section only."""
-    from reports.tearsheet import write_model_report, write_tearsheet  # quantstats loads late
+    from lstmknn.reports.tearsheet import (  # quantstats loads late
+        write_model_report,
+        write_tearsheet,
+    )
 
     name = data_name(summary)
     returns = equity.set_index("date")["return"]

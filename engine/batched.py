@@ -26,15 +26,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from data.errors import TooLittleDataError
-from engine.cache import FoldCache
-from engine.config import Config
-from engine.folds import Fold
-from engine.models.grouped_knn import GroupedKNN
-from engine.models.grouped_lstm import GroupedLSTM, one_thread
-from engine.progress import Progress
-from engine.seeding import derive_seed
-from engine.walk_forward import (
+from lstmknn.data.errors import TooLittleDataError
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config
+from lstmknn.engine.folds import Fold
+from lstmknn.engine.models.grouped_knn import GroupedKNN
+from lstmknn.engine.models.grouped_lstm import GroupedLSTM, one_thread
+from lstmknn.engine.progress import Progress
+from lstmknn.engine.seeding import derive_seed
+from lstmknn.engine.walk_forward import (
     Prepared,
     WalkForwardResult,
     _entry_check,

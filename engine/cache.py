@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from engine.defaults import DEFAULT_CACHE  # noqa: F401 - re-exported
-from engine.runio import write_atomic
+from lstmknn.engine.defaults import DEFAULT_CACHE  # noqa: F401 - re-exported
+from lstmknn.engine.runio import write_atomic
 
 MAGIC = b"LSTMKNN-FOLD-1\n"
 SUFFIX = ".fold"  # entries of the older, checksum-less ``.pt`` format are never read

@@ -14,13 +14,13 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from data.loader import PriceData
-from engine.cache import FoldCache
-from engine.config import Config
-from engine.forecasts import Forecasts, forecast
-from engine.params import strategy_for
-from reports.periods import infer_periods_per_year
-from strategies.strategy import Strategy
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config
+from lstmknn.engine.forecasts import Forecasts, forecast
+from lstmknn.engine.params import strategy_for
+from lstmknn.reports.periods import infer_periods_per_year
+from lstmknn.strategies.strategy import Strategy
 
 
 @dataclass

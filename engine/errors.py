@@ -1,7 +1,7 @@
 """User-facing errors: the CLI prints them as one line and exits non-zero."""
 
-from data.errors import DataError
-from engine.config import ConfigError
+from lstmknn.data.errors import DataError
+from lstmknn.engine.config import ConfigError
 
 
 class UserError(ValueError):

@@ -35,10 +35,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
-from data.features import FEATURE_NAMES, SETTLE_WARMUP, build_features, warmup_rows
-from engine.config import ConfigError, FeaturesConfig
-from engine.runio import format_timestamp
+from lstmknn.data.errors import DataError
+from lstmknn.data.features import FEATURE_NAMES, SETTLE_WARMUP, build_features, warmup_rows
+from lstmknn.engine.config import ConfigError, FeaturesConfig
+from lstmknn.engine.runio import format_timestamp
 
 Panel = Mapping[str, pd.DataFrame]
 # Largest |value| of a feature: the LSTM's scaler squares deviations in float32 (max 3.4e38)

@@ -22,17 +22,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError, TooLittleDataError
-from data.loader import PriceData
-from engine.batched import SymbolInput, run_batched
-from engine.cache import FoldCache
-from engine.config import Config
-from engine.folds import bars_needed
-from engine.parallel import Task, plan, run_tasks
-from engine.pooled import run_pooled_walk_forward
-from engine.progress import Progress, progress_bar
-from engine.runio import format_timestamp
-from engine.walk_forward import WalkForwardResult, folds_for, prepare, run_walk_forward
+from lstmknn.data.errors import DataError, TooLittleDataError
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.batched import SymbolInput, run_batched
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config
+from lstmknn.engine.folds import bars_needed
+from lstmknn.engine.parallel import Task, plan, run_tasks
+from lstmknn.engine.pooled import run_pooled_walk_forward
+from lstmknn.engine.progress import Progress, progress_bar
+from lstmknn.engine.runio import format_timestamp
+from lstmknn.engine.walk_forward import WalkForwardResult, folds_for, prepare, run_walk_forward
 
 BASELINES = ["train_mean", "persistence"]
 
@@ -129,8 +129,15 @@ def symbol_forecasts(frame: pd.DataFrame, cfg: Config, cache: FoldCache | None,
                      progress: Progress | None = None) -> WalkForwardResult:
     """One symbol's walk-forward (``pad``: data cut at its last bar, see :func:`symbol_task`)."""
     run = _padded(frame, padding(frame, cfg, available)) if pad else frame
-    wf = run_walk_forward(run, cfg, cache=cache, since=since, progress=progress,
-                          available=available)
+    if cfg.lstm.batched_symbols:  # the batched path of a universe, with one symbol
+        (res,) = run_batched([SymbolInput(run, available)], cfg, cache=cache, since=since,
+                             progress=progress)
+        if isinstance(res, Exception):
+            raise res
+        wf = res
+    else:
+        wf = run_walk_forward(run, cfg, cache=cache, since=since, progress=progress,
+                              available=available)
     if pad:
         wf.predictions = wf.predictions[wf.predictions["date"] <= frame.index[-1]]
     return wf

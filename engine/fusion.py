@@ -11,8 +11,8 @@ import pandas as pd
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
-from engine.config import Config
-from engine.regime import VOLATILE
+from lstmknn.engine.config import Config
+from lstmknn.engine.regime import VOLATILE
 
 MIN_ROWS_PER_REGIME = 20
 

@@ -35,8 +35,8 @@ import joblib
 import numpy as np
 import pandas as pd
 
-from engine.errors import UserError
-from engine.progress import progress_bar
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.progress import progress_bar
 
 ENV_SCHEDULER = "DASK_SCHEDULER_ADDRESS"
 LOCAL = "local"

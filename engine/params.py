@@ -7,10 +7,10 @@
 
 from __future__ import annotations
 
-from engine.config import Config
-from strategies.costs import ExecutionParams
-from strategies.params import StrategyParams
-from strategies.strategy import Strategy
+from lstmknn.engine.config import Config
+from lstmknn.strategies.costs import ExecutionParams
+from lstmknn.strategies.params import StrategyParams
+from lstmknn.strategies.strategy import Strategy
 
 
 def strategy_params(cfg: Config, periods_per_year: float = 252.0) -> StrategyParams:

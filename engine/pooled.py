@@ -46,20 +46,20 @@ import torch
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from data.cross_section import normalise
-from data.errors import DataError, TooLittleDataError
-from data.features import first_valid_row, next_return, realized_volatility
-from data.loader import PriceData
-from engine.cache import FoldCache, fold_key
-from engine.config import Config
-from engine.feature_set import feature_frame, feature_set_id, frozen_panel
-from engine.folds import Fold, bars_needed, make_folds
-from engine.models.knn import KNNRegressor
-from engine.models.lstm import MODEL_VERSION
-from engine.regime import classify, fit_threshold
-from engine.runio import format_timestamp
-from engine.seeding import derive_seed
-from engine.walk_forward import (
+from lstmknn.data.cross_section import normalise
+from lstmknn.data.errors import DataError, TooLittleDataError
+from lstmknn.data.features import first_valid_row, next_return, realized_volatility
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.cache import FoldCache, fold_key
+from lstmknn.engine.config import Config
+from lstmknn.engine.feature_set import feature_frame, feature_set_id, frozen_panel
+from lstmknn.engine.folds import Fold, bars_needed, make_folds
+from lstmknn.engine.models.knn import KNNRegressor
+from lstmknn.engine.models.lstm import MODEL_VERSION
+from lstmknn.engine.regime import classify, fit_threshold
+from lstmknn.engine.runio import format_timestamp
+from lstmknn.engine.seeding import derive_seed
+from lstmknn.engine.walk_forward import (
     NonFiniteForecastError,
     Progress,
     WalkForwardResult,

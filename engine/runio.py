@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.errors import UserError
+from lstmknn.engine.errors import UserError
 
 MARKER = ".lstmknn-run"
 _STAGE = ".lstmknn-staging-"

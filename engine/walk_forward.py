@@ -16,21 +16,21 @@ import pandas as pd
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from data.errors import TooLittleDataError
-from data.features import first_valid_row, next_return, realized_volatility
-from engine.cache import FoldCache, fold_key
-from engine.config import Config, ConfigError
-from engine.errors import NonFiniteForecastError
-from engine.feature_set import feature_frame, feature_set_id
-from engine.folds import Fold, bars_needed, make_folds
-from engine.fusion import fuse
-from engine.models import KNNRegressor, LSTMRegressor, params_from
-from engine.models.grouped_lstm import GROUPED_VERSION
-from engine.models.lstm import MODEL_VERSION, resolve_device
-from engine.progress import Progress
-from engine.regime import classify, fit_threshold
-from engine.runio import format_timestamp
-from engine.seeding import derive_seed
+from lstmknn.data.errors import TooLittleDataError
+from lstmknn.data.features import first_valid_row, next_return, realized_volatility
+from lstmknn.engine.cache import FoldCache, fold_key
+from lstmknn.engine.config import Config, ConfigError
+from lstmknn.engine.errors import NonFiniteForecastError
+from lstmknn.engine.feature_set import feature_frame, feature_set_id
+from lstmknn.engine.folds import Fold, bars_needed, make_folds
+from lstmknn.engine.fusion import fuse
+from lstmknn.engine.models import KNNRegressor, LSTMRegressor, params_from
+from lstmknn.engine.models.grouped_lstm import GROUPED_VERSION
+from lstmknn.engine.models.lstm import MODEL_VERSION, resolve_device
+from lstmknn.engine.progress import Progress
+from lstmknn.engine.regime import classify, fit_threshold
+from lstmknn.engine.runio import format_timestamp
+from lstmknn.engine.seeding import derive_seed
 
 
 @dataclass
@@ -252,14 +252,9 @@ def run_walk_forward(prices: pd.DataFrame, cfg: Config, *, cache: FoldCache | No
     ``available``: the price columns that truly came from the data
     (``PriceData.available``); features needing others are left out.
     """
-    if cfg.lstm.batched_symbols:  # the batched path of a universe, with one symbol
-        from engine.batched import SymbolInput, run_batched
-
-        (res,) = run_batched([SymbolInput(prices, None if available is None else tuple(available))],
-                             cfg, cache=cache, since=since, progress=progress)
-        if isinstance(res, Exception):
-            raise res
-        return res
+    if cfg.lstm.batched_symbols:
+        raise ConfigError("`lstm.batched_symbols` = true runs through engine.forecasts.forecast "
+                          "(the batched walk-forward of a universe), not run_walk_forward")
     prep = prepare(prices, cfg, available)
     folds = folds_for(prep, cfg)
     first = 0

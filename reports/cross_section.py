@@ -17,7 +17,7 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from reports.plots import report_figure, report_style
+from lstmknn.reports.plots import report_figure, report_style
 
 MIN_NAMES = 2  # fewer names on a date: no cross-sectional IC that date
 

@@ -22,8 +22,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator, StrMethodFormatter
 
-from reports.forecast_metrics import forecast_values, per_group_table
-from reports.trading_metrics import drawdown_series
+from lstmknn.reports.forecast_metrics import forecast_values, per_group_table
+from lstmknn.reports.trading_metrics import drawdown_series
 
 DPI = 80
 FIGSIZE = (9.0, 3.0)

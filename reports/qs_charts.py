@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from reports.plots import _RC, _new_figure, fig_to_img, percent_axis
+from lstmknn.reports.plots import _RC, _new_figure, fig_to_img, percent_axis
 
 STRATEGY_COLOR = "#348dc1"  # quantstats' strategy blue
 BENCHMARK_COLOR = "#fedd78"  # quantstats' benchmark yellow

@@ -25,8 +25,8 @@ import re
 import numpy as np
 import pandas as pd
 
-from reports.qs_charts import compounded, longer_than_a_year, span_text, too_short
-from reports.trading_metrics import drawdown_series
+from lstmknn.reports.qs_charts import compounded, longer_than_a_year, span_text, too_short
+from lstmknn.reports.trading_metrics import drawdown_series
 
 NA = "n/a"
 BLANK_CELLS = {"", "%", "nan", "nan%", "-nan%", "inf%", "-inf%", "inf", "-inf", "nan days"}

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from reports.cross_section import (
+from lstmknn.reports.cross_section import (
     ic_by_date,
     ic_summary,
     plot_cumulative_spread,
@@ -18,10 +18,10 @@ from reports.cross_section import (
     quantile_returns,
     spread_series,
 )
-from reports.forecast_metrics import forecast_table, per_group_table
-from reports.plots import fig_to_img, model_figures
-from reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
-from reports.trading_metrics import strategy_metrics
+from lstmknn.reports.forecast_metrics import forecast_table, per_group_table
+from lstmknn.reports.plots import fig_to_img, model_figures
+from lstmknn.reports.significance import deflated_sharpe_ratio, dm_table, probabilistic_sharpe_ratio
+from lstmknn.reports.trading_metrics import strategy_metrics
 
 SECTION_CSS = """
 #lstmknn-models{clear:both;max-width:960px;margin:40px auto 0;padding-top:10px;

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from reports.forecast_metrics import ZERO, forecast_values
+from lstmknn.reports.forecast_metrics import ZERO, forecast_values
 
 EULER_GAMMA = 0.5772156649015329
 _META_COLUMNS = {"date", "fold", "regime", "alpha", "target"}

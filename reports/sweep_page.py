@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from reports.plots import fig_to_img
+from lstmknn.reports.plots import fig_to_img
 
 
 def _num(value: float | None) -> str:

@@ -13,11 +13,11 @@ from pathlib import Path
 import matplotlib as mpl
 import pandas as pd
 
-from reports.offline import make_offline
-from reports.periods import resolve_periods_per_year
-from reports.qs_charts import replace_quantstats_charts
-from reports.qs_tables import replace_quantstats_tables
-from reports.sections import models_section
+from lstmknn.reports.offline import make_offline
+from lstmknn.reports.periods import resolve_periods_per_year
+from lstmknn.reports.qs_charts import replace_quantstats_charts
+from lstmknn.reports.qs_tables import replace_quantstats_tables
+from lstmknn.reports.sections import models_section
 
 log = logging.getLogger(__name__)
 _TITLE = re.compile(r"<title>.*?</title>", re.I | re.S)

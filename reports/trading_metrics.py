@@ -8,7 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from reports.periods import infer_periods_per_year, resolve_periods_per_year
+from lstmknn.reports.periods import infer_periods_per_year, resolve_periods_per_year
 
 __all__ = [
     "infer_periods_per_year",

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from strategies.account import (
+from lstmknn.strategies.account import (
     AccountState,
     OrderOutcome,
     OrderRequest,
@@ -37,18 +37,18 @@ from strategies.account import (
     plan_orders,
     submission_check,
 )
-from strategies.costs import (
+from lstmknn.strategies.costs import (
     ExecutionParams,
     cap_fill_size,
     commission_amount,
     fill_price,
     order_size,
 )
-from strategies.result import TRADE_COLUMNS, BacktestResult
-from strategies.vectorized import run_stepwise, run_vectorized
+from lstmknn.strategies.result import TRADE_COLUMNS, BacktestResult
+from lstmknn.strategies.vectorized import run_stepwise, run_vectorized
 
 if TYPE_CHECKING:
-    from strategies.bt_engine import run_backtrader
+    from lstmknn.strategies.bt_engine import run_backtrader
 
 __all__ = [
     "TRADE_COLUMNS",
@@ -72,7 +72,7 @@ __all__ = [
 
 def __getattr__(name: str) -> Any:
     if name == "run_backtrader":
-        from strategies.bt_engine import run_backtrader
+        from lstmknn.strategies.bt_engine import run_backtrader
 
         return run_backtrader
     raise AttributeError(name)

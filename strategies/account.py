@@ -23,7 +23,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from strategies.costs import (
+from lstmknn.strategies.costs import (
     FILL_TOL,
     ExecutionParams,
     cap_fill_size,

@@ -25,10 +25,10 @@ import math
 import backtrader as bt
 import numpy as np
 
-from strategies.account import OrderOutcome
-from strategies.costs import FILL_TOL, ExecutionParams, commission_amount, order_size
-from strategies.market import Prices, Targets, market_data
-from strategies.result import BacktestResult, Row, build_result, outcome_row
+from lstmknn.strategies.account import OrderOutcome
+from lstmknn.strategies.costs import FILL_TOL, ExecutionParams, commission_amount, order_size
+from lstmknn.strategies.market import Prices, Targets, market_data
+from lstmknn.strategies.result import BacktestResult, Row, build_result, outcome_row
 
 
 class _PctFixedCommInfo(bt.CommInfoBase):

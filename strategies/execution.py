@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from strategies.costs import ExecutionParams
-from strategies.result import BacktestResult
-from strategies.vectorized import run_vectorized
+from lstmknn.strategies.costs import ExecutionParams
+from lstmknn.strategies.result import BacktestResult
+from lstmknn.strategies.vectorized import run_vectorized
 
 
 def target_frame(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -32,7 +32,7 @@ def execute(prices: dict[str, pd.DataFrame], predictions: pd.DataFrame, params: 
     targets = target_frame(predictions)
     if engine == "vectorized":
         return run_vectorized(prices, targets, params)
-    from strategies.bt_engine import run_backtrader  # backtrader loads only when used
+    from lstmknn.strategies.bt_engine import run_backtrader  # backtrader loads only when used
 
     return run_backtrader(prices, targets, params)
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from strategies.params import StrategyParams
+from lstmknn.strategies.params import StrategyParams
 
 
 def _side(ranked: list[str], held: dict[str, float], present: set[str], k: int, buffer: int,

@@ -9,8 +9,8 @@ from operator import itemgetter
 import numpy as np
 import pandas as pd
 
-from strategies.account import OrderOutcome
-from strategies.market import MarketData
+from lstmknn.strategies.account import OrderOutcome
+from lstmknn.strategies.market import MarketData
 
 TRADE_COLUMNS = ["date", "symbol", "side", "size", "price", "commission", "status"]
 

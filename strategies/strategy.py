@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from strategies.params import StrategyParams
-from strategies.ranking import rank_targets
-from strategies.targets import target_positions
+from lstmknn.strategies.params import StrategyParams
+from lstmknn.strategies.ranking import rank_targets
+from lstmknn.strategies.targets import target_positions
 
 _COPY_ON_WRITE = int(pd.__version__.split(".")[0]) >= 3 or bool(
     getattr(pd.options.mode, "copy_on_write", False) is True)

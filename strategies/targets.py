@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from strategies.params import StrategyParams
+from lstmknn.strategies.params import StrategyParams
 
 
 def desired_positions(fused: np.ndarray | pd.Series, cfg: StrategyParams, *,

@@ -14,8 +14,8 @@ import math
 
 import numpy as np
 
-from strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
-from strategies.costs import (
+from lstmknn.strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
+from lstmknn.strategies.costs import (
     DUST_WEIGHT,
     FILL_TOL,
     ExecutionParams,
@@ -25,8 +25,8 @@ from strategies.costs import (
     order_size,
     position_update,
 )
-from strategies.market import MarketData, Prices, Targets, market_data
-from strategies.result import BacktestResult, Row, build_result, outcome_row
+from lstmknn.strategies.market import MarketData, Prices, Targets, market_data
+from lstmknn.strategies.result import BacktestResult, Row, build_result, outcome_row
 
 NAN = math.nan
 

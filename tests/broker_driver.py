@@ -16,9 +16,9 @@ from pathlib import Path
 
 def main() -> int:
     spec = json.loads(sys.argv[1])
-    from engine.paper.alpaca import alpaca_broker
-    from engine.paper.broker_store import BROKER_FILE, BrokerStore
-    from engine.paper.remote import BrokerError, broker_step
+    from lstmknn.engine.paper.alpaca import alpaca_broker
+    from lstmknn.engine.paper.broker_store import BROKER_FILE, BrokerStore
+    from lstmknn.engine.paper.remote import BrokerError, broker_step
 
     store = BrokerStore.open(Path(spec["folder"]) / BROKER_FILE)
     broker = alpaca_broker(store, spec["account"], spec["symbols"], timeout=5.0, retries=1,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.loader import load_prices
-from engine.config import Config, from_dict
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.config import Config, from_dict
 from tests.helpers import SMALL, write_csv
 
 

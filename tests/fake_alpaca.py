@@ -662,8 +662,8 @@ class AlpacaAccount:
 
     def __init__(self, folder: Path, fake: FakeControl, symbols: tuple[str, ...] = ("AAPL", "MSFT"),
                  name: str = "acct", nonce: str = "0badf00d", **broker_kw: Any) -> None:
-        from engine.paper.alpaca import open_alpaca_account
-        from engine.paper.broker_store import BROKER_FILE, BrokerStore
+        from lstmknn.engine.paper.alpaca import open_alpaca_account
+        from lstmknn.engine.paper.broker_store import BROKER_FILE, BrokerStore
 
         folder.mkdir(parents=True, exist_ok=True)
         self.folder, self.fake, self.symbols, self.name = folder, fake, symbols, name
@@ -673,14 +673,14 @@ class AlpacaAccount:
         self.meta = open_alpaca_account(self.store, name, env=self.env, nonce=nonce, **FAST)
 
     def broker(self, **kw: Any) -> Any:
-        from engine.paper.alpaca import alpaca_broker
+        from lstmknn.engine.paper.alpaca import alpaca_broker
 
         return alpaca_broker(self.store, self.name, self.symbols, env=self.env,
                              **{**FAST, **self.broker_kw, **kw})
 
     def step(self, bar: str, targets: dict[str, float], closes: dict[str, float], *,
              adopt: bool = False, **kw: Any) -> Any:
-        from engine.paper.remote import broker_step
+        from lstmknn.engine.paper.remote import broker_step
 
         return broker_step(self.broker(**kw), bar, targets, closes, adopt=adopt)
 

@@ -26,9 +26,9 @@ TINY["lstm"]["epochs"] = 2
 
 def walk_forward_tasks(csvs: list[Path], cfg: Any) -> list[Any]:
     """One walk-forward task per CSV (for the execution-layer tests)."""
-    from data.loader import load_prices
-    from engine.forecasts import walk_forward_task
-    from engine.parallel import Task
+    from lstmknn.data.loader import load_prices
+    from lstmknn.engine.forecasts import walk_forward_task
+    from lstmknn.engine.parallel import Task
 
     datas = [load_prices(p) for p in csvs]
     return [Task(d.symbol, walk_forward_task, (d.frame, cfg, None)) for d in datas]
@@ -44,7 +44,7 @@ def staggered_universe(n_symbols: int = 4, n_days: int = 200, *, seed: int = 3,
                        starts: tuple[int, ...] = (), ends: tuple[int, ...] = ()) -> pd.DataFrame:
     """A small synthetic universe (long frame ``date, symbol, OHLCV``): symbol ``i`` keeps its
     rows from position ``starts[i]`` to ``ends[i]`` (inclusive; default: every row)."""
-    from data.synthetic import make_universe
+    from lstmknn.data.synthetic import make_universe
 
     frame = make_universe(n_symbols, n_days, ic=0.1, seed=seed)
     pos = frame.groupby("symbol").cumcount()

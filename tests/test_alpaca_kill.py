@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.paper.remote import PAUSE_ENV
+from lstmknn.engine.paper.remote import PAUSE_ENV
 from tests.fake_alpaca import (
     KEY,
     SECRET,
@@ -111,7 +111,7 @@ def test_kill_nine_at_random_moments_leaves_exactly_the_orders_of_an_uninterrupt
                 outputs += d.text
             fake.advance(opens, fill)
         killed_orders = fake_orders(fake)
-        from engine.paper.broker_store import BROKER_FILE, BrokerStore
+        from lstmknn.engine.paper.broker_store import BROKER_FILE, BrokerStore
 
         store = BrokerStore.open(folder / BROKER_FILE)
         killed_store = store_rows(store)

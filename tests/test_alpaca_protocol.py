@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.paper.alpaca import alpaca_factory
-from engine.paper.broker import Fill
-from engine.paper.remote import BrokerError, BrokerUnavailable, DriftError
+from lstmknn.engine.paper.alpaca import alpaca_factory
+from lstmknn.engine.paper.broker import Fill
+from lstmknn.engine.paper.remote import BrokerError, BrokerUnavailable, DriftError
 from tests.fake_alpaca import KEY, SECRET, AlpacaAccount, fake_orders, running_fake
 
 B0, B1, B2, B3 = "2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"

@@ -16,9 +16,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.paper.alpaca import KEY_ENV, SECRET_ENV, alpaca_venue
-from engine.paper.orders import client_order_id, new_nonce
-from engine.paper.remote import DuplicateOrder, OrderIntent
+from lstmknn.engine.paper.alpaca import KEY_ENV, SECRET_ENV, alpaca_venue
+from lstmknn.engine.paper.orders import client_order_id, new_nonce
+from lstmknn.engine.paper.remote import DuplicateOrder, OrderIntent
 
 pytestmark = pytest.mark.skipif(
     not (os.environ.get(KEY_ENV) and os.environ.get(SECRET_ENV)),

@@ -10,18 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from engine.errors import UserError
-from engine.paper import alpaca
-from engine.paper.alpaca import (
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper import alpaca
+from lstmknn.engine.paper.alpaca import (
     PAPER_ENDPOINT,
     alpaca_venue,
     check_endpoint,
     credentials_from_env,
     endpoint_from_env,
 )
-from engine.paper.broker_store import BrokerStore
-from engine.paper.orders import MAX_ID_LENGTH, client_order_id, new_nonce, order_legs
-from engine.paper.remote import BrokerError
+from lstmknn.engine.paper.broker_store import BrokerStore
+from lstmknn.engine.paper.orders import MAX_ID_LENGTH, client_order_id, new_nonce, order_legs
+from lstmknn.engine.paper.remote import BrokerError
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {"APCA_API_KEY_ID": "PKSETTINGS", "APCA_API_SECRET_KEY": "settings-secret-xyz"}

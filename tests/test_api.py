@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import lstmknn
-from engine.cli import main
+from lstmknn.engine.cli import main
 from tests.helpers import TINY, write_csv
 
 CFG = {**copy.deepcopy(TINY), "walk_forward": {"train_window": 150, "step": 50}}
@@ -53,7 +53,7 @@ def test_a_dataframe_a_dict_a_long_frame_and_a_path_give_identical_predictions(s
 
 
 def test_a_bundled_name_and_its_dataframe_give_identical_predictions(cache):
-    from data.sources import load_sources
+    from lstmknn.data.sources import load_sources
 
     cfg = {**CFG, "walk_forward": {"train_window": 150, "step": 1000}}
     frame = load_sources(["msft"])[0].frame

@@ -7,11 +7,11 @@ import re
 import pandas as pd
 import pytest
 
-from data.features import FEATURE_NAMES
-from data.loader import load_prices
-from engine.audit import format_table, recursive_check, run_audit
-from engine.cache import FoldCache
-from engine.config import from_dict
+from lstmknn.data.features import FEATURE_NAMES
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.audit import format_table, recursive_check, run_audit
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import from_dict
 from tests.helpers import SMALL
 
 EX = "tests.feature_examples"

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def audit(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "audit", "--quiet", *args],
+    return subprocess.run([sys.executable, "-m", "lstmknn.engine.cli", "audit", "--quiet", *args],
                           capture_output=True, text=True, timeout=600, cwd=cwd,
                           env={"PYTHONPATH": f"{ROOT}:{cwd}", "PATH": "/usr/bin:/bin"})
 

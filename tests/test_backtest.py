@@ -2,10 +2,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.backtest import run_backtest
-from engine.config import with_overrides
-from engine.params import execution_params, strategy_for
-from strategies.execution import execute
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.config import with_overrides
+from lstmknn.engine.params import execution_params, strategy_for
+from lstmknn.strategies.execution import execute
 
 
 def test_backtest_trades_the_targets_at_the_next_open_with_costs(small_cfg, small_csv):
@@ -85,7 +85,7 @@ def test_symbols_that_start_and_stop_share_capital_only_while_they_trade(small_c
 def test_close_only_universe_trades_at_the_next_close_and_says_so(small_cfg, tmp_path):
     import gzip
 
-    from data.sources import bundled_path
+    from lstmknn.data.sources import bundled_path
 
     with gzip.open(bundled_path("us20"), "rt") as f:
         long = pd.read_csv(f)
@@ -108,8 +108,8 @@ def test_close_only_universe_trades_at_the_next_close_and_says_so(small_cfg, tmp
 def test_a_pooled_rank_traded_universe_keeps_the_contract_and_the_twin_agrees(small_cfg, tmp_path):
     import json
 
-    from data.synthetic import make_universe, to_price_data
-    from engine.cli import main
+    from lstmknn.data.synthetic import make_universe, to_price_data
+    from lstmknn.engine.cli import main
 
     universe = to_price_data(make_universe(8, 260, ic=0.1, seed=3, staggered=True))
     for d in universe:
@@ -147,8 +147,8 @@ def test_a_pooled_rank_traded_universe_keeps_the_contract_and_the_twin_agrees(sm
 
 
 def test_symbol_spans_write_daily_bars_as_dates_and_intraday_bars_with_their_time(sp500):
-    from data.prices import PriceData
-    from engine.backtest import symbol_spans
+    from lstmknn.data.prices import PriceData
+    from lstmknn.engine.backtest import symbol_spans
 
     early, late = sp500.iloc[:10], sp500.iloc[:12]
     pred = pd.DataFrame({"date": [*early.index[5:], *late.index[5:]],
@@ -176,7 +176,7 @@ def test_costs_in_the_summary_and_trades_csv_are_commission_plus_slippage(small_
 
 
 def test_the_summary_stores_the_verdict_the_page_and_cli_print(small_cfg, small_csv):
-    from reports.verdict import forecast_verdict
+    from lstmknn.reports.verdict import forecast_verdict
 
     run = run_backtest([str(small_csv)], small_cfg)
     verdict = run.summary["verdict"]

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategies import ExecutionParams, run_backtrader, run_stepwise, run_vectorized
-from strategies.result import TRADE_COLUMNS
+from lstmknn.strategies import ExecutionParams, run_backtrader, run_stepwise, run_vectorized
+from lstmknn.strategies.result import TRADE_COLUMNS
 
 ENGINES = {"backtrader": run_backtrader, "vectorized": run_vectorized, "stepwise": run_stepwise}
 OPEN = [100.0, 102.0, 105.0, 101.0, 99.0]

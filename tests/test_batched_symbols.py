@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 import torch
 
-from data.synthetic import make_universe, to_price_data
-from engine.asof import signal_records
-from engine.backtest import run_backtest
-from engine.cache import FoldCache
-from engine.config import ConfigError, from_dict
-from engine.forecasts import forecast
-from engine.models import KNNRegressor, LSTMRegressor
-from engine.models.grouped_knn import GroupedKNN
-from engine.models.grouped_lstm import GroupedLSTM
-from engine.walk_forward import run_walk_forward
+from lstmknn.data.synthetic import make_universe, to_price_data
+from lstmknn.engine.asof import signal_records
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import ConfigError, from_dict
+from lstmknn.engine.forecasts import forecast, symbol_forecasts
+from lstmknn.engine.models import KNNRegressor, LSTMRegressor
+from lstmknn.engine.models.grouped_knn import GroupedKNN
+from lstmknn.engine.models.grouped_lstm import GroupedLSTM
+from lstmknn.engine.walk_forward import run_walk_forward
 from tests.helpers import TINY
 
 SAME = ["date", "symbol", "fold", "y_true", "knn", "knn_conf", "knn_k", "regime", "train_mean",
@@ -133,8 +133,10 @@ def test_each_symbols_forecasts_are_those_of_the_symbol_run_alone(universe, batc
         alone = forecast([d], cfg).predictions
         mine = batched[batched["symbol"] == d.symbol].reset_index(drop=True)
         pd.testing.assert_frame_equal(alone, mine, check_exact=True)
-        single = run_walk_forward(d.frame, cfg, available=d.available).predictions
+        single = symbol_forecasts(d.frame, cfg, None, d.available, None, False).predictions
         pd.testing.assert_frame_equal(single, mine.drop(columns="symbol"), check_exact=True)
+    with pytest.raises(ConfigError, match="runs through engine.forecasts.forecast"):
+        run_walk_forward(universe[0].frame, cfg)
 
 
 def test_batched_symbols_keep_their_per_symbol_folds_rows_and_knn(universe, batched):

@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from engine.cli import main
+from lstmknn.engine.cli import main
 from tests.helpers import write_config
 
 
@@ -54,7 +54,7 @@ def test_seed_flag_overrides_the_config(tmp_path, small_csv, cfg_file):
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "lstmknn.engine.cli", *args], capture_output=True, text=True,
                           timeout=120)
 
 
@@ -131,7 +131,7 @@ def test_version_flag_prints_the_package_version():
 def test_help_is_plain_text_and_every_option_explains_itself():
     import argparse
 
-    from engine.cli import build_parser
+    from lstmknn.engine.cli import build_parser
 
     parser = build_parser()
     assert ":mod:" not in parser.format_help() and "``" not in parser.format_help()
@@ -155,8 +155,8 @@ def test_help_is_plain_text_and_every_option_explains_itself():
     ["paper", "init", "--account", "a", "--data", "sp500"],
 ])
 def test_seed_zero_on_the_command_line_is_honoured_by_every_command(command):
-    from engine.cli import build_parser
-    from engine.cli.common import config_from_args
+    from lstmknn.engine.cli import build_parser
+    from lstmknn.engine.cli.common import config_from_args
 
     args = build_parser().parse_args([*command, "--seed", "0"])
     assert config_from_args(args).seed == 0
@@ -205,8 +205,8 @@ def test_help_and_version_answer_without_importing_torch():
 
 
 def test_the_sweeps_rank_choices_are_the_rankings_it_knows():
-    from engine.cli.sweep import RANKS
-    from engine.sweep.ranking import RANKINGS
+    from lstmknn.engine.cli.sweep import RANKS
+    from lstmknn.engine.sweep.ranking import RANKINGS
 
     assert sorted(RANKS) == sorted(RANKINGS)
 
@@ -227,8 +227,8 @@ def test_paper_dates_that_could_be_day_or_month_first_are_refused(tmp_path, opti
 
 
 def test_asof_follows_dayfirst_and_date_format_like_the_data():
-    from engine.cli import build_parser
-    from engine.cli.common import date_arg
+    from lstmknn.engine.cli import build_parser
+    from lstmknn.engine.cli.common import date_arg
 
     def asof(*flags: str) -> pd.Timestamp:
         args = build_parser().parse_args(["signal", "--data", "sp500", *flags])

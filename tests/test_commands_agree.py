@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.synthetic import make_universe, to_price_data
-from engine.asof import signal_records
-from engine.audit import run_audit
-from engine.backtest import run_backtest
-from engine.cache import FoldCache
-from engine.config import ConfigError, from_dict
+from lstmknn.data.synthetic import make_universe, to_price_data
+from lstmknn.engine.asof import signal_records
+from lstmknn.engine.audit import run_audit
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import ConfigError, from_dict
 from tests.helpers import TINY
 
 SIZINGS = ("threshold", "proportional", "vol_target", "rank")

@@ -1,6 +1,6 @@
 import pytest
 
-from engine.config import Config, ConfigError, from_dict, load_config, with_overrides
+from lstmknn.engine.config import Config, ConfigError, from_dict, load_config, with_overrides
 
 
 def test_defaults_are_valid_and_regime_fusion_is_the_default():
@@ -71,7 +71,7 @@ FLOAT_FIELDS = [
 def test_every_float_field_is_listed_in_the_non_finite_test():
     import typing
 
-    from engine.config import SECTIONS
+    from lstmknn.engine.config import SECTIONS
 
     cfg = Config()
     floats = {(name, k) for name in SECTIONS

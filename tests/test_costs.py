@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from backtrader.position import Position
 
-from strategies import (
+from lstmknn.strategies import (
     AccountState,
     ExecutionParams,
     OrderRequest,
@@ -19,7 +19,7 @@ from strategies import (
     order_size,
     plan_orders,
 )
-from strategies.costs import position_update
+from lstmknn.strategies.costs import position_update
 
 
 def test_params_defaults_and_validation() -> None:

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.cross_section import cs_rank, cs_zscore, normalise
+from lstmknn.data.cross_section import cs_rank, cs_zscore, normalise
 
 
 def test_rank_of_one_date_is_centred_with_unit_spacing_by_hand():

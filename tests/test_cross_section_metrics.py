@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.synthetic import make_universe, null_universe, planted_ic
-from reports.cross_section import (
+from lstmknn.data.synthetic import make_universe, null_universe, planted_ic
+from lstmknn.reports.cross_section import (
     forecast_autocorrelation,
     ic_by_date,
     ic_summary,

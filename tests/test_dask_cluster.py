@@ -15,11 +15,11 @@ import joblib
 import pandas as pd
 import pytest
 
-from data.loader import load_prices
-from engine.config import from_dict, with_overrides
-from engine.errors import UserError
-from engine.parallel import Task, local_cluster, plan, run_tasks
-from engine.sweep import run_sweep
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.config import from_dict, with_overrides
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.parallel import Task, local_cluster, plan, run_tasks
+from lstmknn.engine.sweep import run_sweep
 from tests.helpers import TINY, walk_forward_tasks, write_csv
 
 distributed = pytest.importorskip("distributed")

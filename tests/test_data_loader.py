@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from data.errors import DataError
-from data.loader import load_prices
+from lstmknn.data.errors import DataError
+from lstmknn.data.loader import load_prices
 
 HEADER = "Date,Open,High,Low,Close,Volume\n"
 GOOD = ["2020-01-02,10,11,9,10.5,100", "2020-01-03,10.5,11,10,10.8,120",

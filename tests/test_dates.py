@@ -3,8 +3,8 @@
 import pandas as pd
 import pytest
 
-from data.dates import parse_date
-from data.errors import DataError
+from lstmknn.data.dates import parse_date
+from lstmknn.data.errors import DataError
 
 T = pd.Timestamp
 

@@ -7,9 +7,9 @@ import copy
 import pandas as pd
 import pytest
 
-from data.synthetic import make_universe, to_price_data
-from engine.backtest import run_backtest
-from engine.config import from_dict
+from lstmknn.data.synthetic import make_universe, to_price_data
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.config import from_dict
 from tests.helpers import TINY
 
 
@@ -48,7 +48,7 @@ def test_a_feature_that_edits_its_inputs_in_place_changes_nothing_the_engine_hol
 
 def test_a_feature_that_edits_the_panel_sees_the_same_values_for_every_symbol(universe):
     """Each call gets its own view of the panel: one symbol's edits never reach the next."""
-    from engine.feature_set import compute_custom, frozen_panel
+    from lstmknn.engine.feature_set import compute_custom, frozen_panel
 
     panel = frozen_panel({d.symbol: d.frame for d in universe})
     seen = []

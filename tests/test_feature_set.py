@@ -5,10 +5,10 @@ import textwrap
 
 import pytest
 
-from data.errors import DataError
-from engine.config import ConfigError, FeaturesConfig, from_dict
-from engine.feature_set import compute_custom, feature_frame, feature_set_id, resolve_one
-from engine.walk_forward import _fold_cache_key, folds_for, prepare
+from lstmknn.data.errors import DataError
+from lstmknn.engine.config import ConfigError, FeaturesConfig, from_dict
+from lstmknn.engine.feature_set import compute_custom, feature_frame, feature_set_id, resolve_one
+from lstmknn.engine.walk_forward import _fold_cache_key, folds_for, prepare
 from tests.helpers import SMALL
 
 EX = "tests.feature_examples"

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.errors import DataError
-from data.features import (
+from lstmknn.data.errors import DataError
+from lstmknn.data.features import (
     FEATURE_NAMES,
     SETTLE_WARMUP,
     build_features,
@@ -13,7 +13,7 @@ from data.features import (
     supported_features,
     warmup_rows,
 )
-from engine.config import FeaturesConfig
+from lstmknn.engine.config import FeaturesConfig
 
 
 def test_default_set_is_all_fourteen_features_on_ohlcv_data(sp500):
@@ -49,7 +49,7 @@ def test_asking_for_a_feature_the_data_cannot_support_is_one_line(sp500):
 
 
 def test_features_config_gives_the_configured_set(sp500):
-    from engine.feature_set import feature_frame
+    from lstmknn.engine.feature_set import feature_frame
 
     f = feature_frame(sp500.iloc[:100], FeaturesConfig(include=["ret_5"]))
     assert list(f.columns) == ["ret_5"]

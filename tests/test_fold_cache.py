@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from engine.cache import CacheWarning, FoldCache, decode_entry, encode_entry
+from lstmknn.engine.cache import CacheWarning, FoldCache, decode_entry, encode_entry
 
 KEY = "ab" + "0" * 62
 OTHER = "cd" + "1" * 62

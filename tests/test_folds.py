@@ -1,6 +1,6 @@
 import pytest
 
-from engine.folds import make_folds
+from lstmknn.engine.folds import make_folds
 
 
 @pytest.mark.parametrize("mode", ["rolling", "expanding"])

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from reports.forecast_metrics import (
+from lstmknn.reports.forecast_metrics import (
     METRIC_COLUMNS,
     forecast_summary,
     forecast_table,

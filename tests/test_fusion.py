@@ -1,8 +1,8 @@
 import numpy as np
 import pandas as pd
 
-from engine.config import Config, with_overrides
-from engine.fusion import fuse, learned_alpha
+from lstmknn.engine.config import Config, with_overrides
+from lstmknn.engine.fusion import fuse, learned_alpha
 
 
 def test_learned_alpha_is_the_closed_form_least_squares_weight():

@@ -24,7 +24,7 @@ def hourly_csv(sp500, tmp_path):
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "lstmknn.engine.cli", *args], capture_output=True,
                           text=True, timeout=300)
 
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from sklearn.base import BaseEstimator, clone, is_regressor
 
-from engine.models.base import NotFittedError
-from engine.models.knn import KNNRegressor
+from lstmknn.engine.models.base import NotFittedError
+from lstmknn.engine.models.knn import KNNRegressor
 
 
 def test_predict_before_fit_raises_not_fitted():

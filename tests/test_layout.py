@@ -7,18 +7,18 @@ import ast
 import sys
 from pathlib import Path
 
-from engine.devtools.import_graph import ROOT, cycles, graph, imports, project_modules
+from lstmknn.engine.devtools.import_graph import ROOT, cycles, graph, imports, project_modules
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
     import tomli as tomllib
 
-CORE = ("engine.config", "engine.errors", "engine.folds", "engine.regime", "engine.fusion",
-        "engine.cache", "engine.defaults", "engine.seeding", "engine.walk_forward", "engine.models",
-        "engine.feature_set", "engine.pooled", "engine.progress", "engine.runio")
-UPPER = ("engine.backtest", "engine.asof", "engine.forecasts", "engine.decisions", "engine.params", "engine.sweep", "engine.paper",
-         "engine.cli", "engine.audit", "engine.parallel", "engine.devtools")
+CORE = ("lstmknn.engine.config", "lstmknn.engine.errors", "lstmknn.engine.folds", "lstmknn.engine.regime", "lstmknn.engine.fusion",
+        "lstmknn.engine.cache", "lstmknn.engine.defaults", "lstmknn.engine.seeding", "lstmknn.engine.walk_forward", "lstmknn.engine.models",
+        "lstmknn.engine.feature_set", "lstmknn.engine.pooled", "lstmknn.engine.progress", "lstmknn.engine.runio")
+UPPER = ("lstmknn.engine.backtest", "lstmknn.engine.asof", "lstmknn.engine.forecasts", "lstmknn.engine.decisions", "lstmknn.engine.params", "lstmknn.engine.sweep", "lstmknn.engine.paper",
+         "lstmknn.engine.cli", "lstmknn.engine.audit", "lstmknn.engine.parallel", "lstmknn.engine.devtools")
 
 
 def edges_from(prefix: str) -> set[tuple[str, str]]:
@@ -33,19 +33,19 @@ def test_there_is_no_import_cycle_among_the_projects_modules():
 
 
 def test_data_imports_nothing_of_ours_outside_data():
-    bad = {(a, b) for a, b in edges_from("data") if not b.startswith("data")}
+    bad = {(a, b) for a, b in edges_from("lstmknn.data") if not b.startswith("lstmknn.data")}
     assert bad == set()
 
 
 def test_reports_are_pure_and_strategies_import_no_model_code():
-    assert {(a, b) for a, b in edges_from("reports") if not b.startswith("reports")} == set()
-    allowed = ("strategies",)
-    assert {(a, b) for a, b in edges_from("strategies") if not b.startswith(allowed)} == set()
+    assert {(a, b) for a, b in edges_from("lstmknn.reports") if not b.startswith("lstmknn.reports")} == set()
+    allowed = ("lstmknn.strategies",)
+    assert {(a, b) for a, b in edges_from("lstmknn.strategies") if not b.startswith(allowed)} == set()
 
 
 def test_the_forecasting_core_never_imports_the_layers_above_it():
     bad = {(a, b) for prefix in CORE for a, b in edges_from(prefix)
-           if b.startswith(UPPER + ("strategies", "reports"))}
+           if b.startswith(UPPER + ("lstmknn.strategies", "lstmknn.reports"))}
     assert bad == set()
 
 
@@ -54,7 +54,7 @@ def test_every_third_party_import_is_a_declared_dependency():
     declared = " ".join(meta["dependencies"] + sum(meta["optional-dependencies"].values(), []))
     dist = {"sklearn": "scikit-learn", "distributed": "dask", "tomli": "tomli", "yaml": "pyyaml"}
     stdlib = set(sys.stdlib_module_names)
-    ours = {"data", "engine", "strategies", "reports"}
+    ours = {"lstmknn", "data", "engine", "strategies", "reports"}
     missing = set()
     for path in project_modules().values():
         for name, _, _ in imports(path):
@@ -69,7 +69,7 @@ def test_every_third_party_import_is_a_declared_dependency():
 def test_only_command_modules_parse_arguments_or_print():
     offenders = []
     for mod, path in project_modules().items():
-        if mod.startswith(("engine.cli", "engine.devtools")):
+        if mod.startswith(("lstmknn.engine.cli", "lstmknn.engine.devtools")):
             continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):

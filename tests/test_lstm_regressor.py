@@ -4,9 +4,9 @@ import torch
 from sklearn.base import BaseEstimator, clone, is_regressor
 from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-import engine.models
-from engine.models.base import NotFittedError
-from engine.models.lstm import LSTMRegressor
+import lstmknn.engine.models
+from lstmknn.engine.models.base import NotFittedError
+from lstmknn.engine.models.lstm import LSTMRegressor
 
 
 def data(n=300, lookback=6, feats=3, seed=0):
@@ -98,8 +98,8 @@ def test_not_fitted_error_is_scikit_learns_and_params_of_an_unfitted_model_are_a
 
 
 def test_the_estimators_are_importable_from_engine_models():
-    assert engine.models.LSTMRegressor is LSTMRegressor
-    assert engine.models.KNNRegressor.__module__ == "engine.models.knn"
+    assert lstmknn.engine.models.LSTMRegressor is LSTMRegressor
+    assert lstmknn.engine.models.KNNRegressor.__module__ == "lstmknn.engine.models.knn"
 
 
 def test_a_state_that_does_not_fit_the_model_is_refused_before_loading():

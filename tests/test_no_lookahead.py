@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.config import with_overrides
-from engine.walk_forward import run_walk_forward
+from lstmknn.engine.config import with_overrides
+from lstmknn.engine.walk_forward import run_walk_forward
 
 COLUMNS = ["lstm", "knn", "fused", "alpha", "regime", "lstm_conf", "knn_conf", "train_mean"]
 

@@ -17,12 +17,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from engine.cli import main
-from engine.paper import alpaca
-from engine.paper.broker_store import BROKER_FILE, BrokerStore
-from engine.paper.remote import PAUSE_ENV as BROKER_PAUSE
-from engine.paper.step import PAUSE_ENV as BAR_PAUSE
-from engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
+from lstmknn.engine.cli import main
+from lstmknn.engine.paper import alpaca
+from lstmknn.engine.paper.broker_store import BROKER_FILE, BrokerStore
+from lstmknn.engine.paper.remote import PAUSE_ENV as BROKER_PAUSE
+from lstmknn.engine.paper.step import PAUSE_ENV as BAR_PAUSE
+from lstmknn.engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
 from tests.fake_alpaca import (
     KEY,
     SECRET,
@@ -402,7 +402,7 @@ def spawn_step(root: Path, env: dict[str, str], kind: str) -> Driver:
         env[BROKER_PAUSE] = f"after_{kind}=60"
     else:
         env[BAR_PAUSE] = "0.01"
-    return Driver([sys.executable, "-m", "engine.cli", "paper", "step", "--root", str(root),
+    return Driver([sys.executable, "-m", "lstmknn.engine.cli", "paper", "step", "--root", str(root),
                    "--account", "alp", "--quiet"], env)
 
 

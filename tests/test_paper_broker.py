@@ -7,12 +7,12 @@ from collections.abc import Mapping
 
 import pytest
 
-from engine.config import from_dict
-from engine.paper.accounts import init_account, open_account
-from engine.paper.broker import Broker, Fill, Order, PaperBroker
-from engine.paper.step import step_account
-from strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
-from strategies.costs import ExecutionParams
+from lstmknn.engine.config import from_dict
+from lstmknn.engine.paper.accounts import init_account, open_account
+from lstmknn.engine.paper.broker import Broker, Fill, Order, PaperBroker
+from lstmknn.engine.paper.step import step_account
+from lstmknn.strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
+from lstmknn.strategies.costs import ExecutionParams
 from tests.helpers import SMALL, write_csv
 
 COSTLY = {"commission": 0.001, "commission_fixed": 1.0, "slippage": 0.001, "cash": 10_000}

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from engine.cli import main
-from engine.paper.step import PAUSE_ENV
-from engine.paper.store import LEDGER_FILE, TRADING_TABLES, open_ledger, snapshot
+from lstmknn.engine.cli import main
+from lstmknn.engine.paper.step import PAUSE_ENV
+from lstmknn.engine.paper.store import LEDGER_FILE, TRADING_TABLES, open_ledger, snapshot
 from tests.helpers import staggered_universe, write_config, write_csv, write_long_csv
 
 KILLS = 16
@@ -53,7 +53,7 @@ def universe_accounts(tmp_path):
 def spawn(root, name, pause):
     env = {**os.environ, PAUSE_ENV: str(pause)}
     return subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "paper", "step", "--root", str(root), "--account",
+        [sys.executable, "-m", "lstmknn.engine.cli", "paper", "step", "--root", str(root), "--account",
          name, "--quiet"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 

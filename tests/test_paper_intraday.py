@@ -7,8 +7,8 @@ import json
 import pandas as pd
 import pytest
 
-from engine.cli import main
-from engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
+from lstmknn.engine.cli import main
+from lstmknn.engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
 from tests.helpers import write_config
 
 HOURS = [f"{h:02d}:30" for h in range(9, 16)]  # 7 bars a day, 09:30 .. 15:30

@@ -6,14 +6,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.loader import load_prices
-from engine.backtest import run_backtest
-from engine.cli import main
-from engine.config import load_config
-from engine.paper.accounts import open_account
-from engine.paper.report import ledger_frames
-from engine.params import execution_params
-from strategies.execution import execute
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.cli import main
+from lstmknn.engine.config import load_config
+from lstmknn.engine.paper.accounts import open_account
+from lstmknn.engine.paper.report import ledger_frames
+from lstmknn.engine.params import execution_params
+from lstmknn.strategies.execution import execute
 from tests.helpers import write_config, write_csv
 
 VALUE_RTOL = 1e-9  # relative equity / fill tolerance against either engine

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cli import main
-from engine.paper.report import REPORT_MARK, is_report
+from lstmknn.engine.cli import main
+from lstmknn.engine.paper.report import REPORT_MARK, is_report
 from tests.helpers import write_config
 
 

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from data.loader import load_prices
-from engine.asof import data_hash
-from engine.cli import main
-from engine.paper.store import LEDGER_FILE, snapshot
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.asof import data_hash
+from lstmknn.engine.cli import main
+from lstmknn.engine.paper.store import LEDGER_FILE, snapshot
 from tests.helpers import write_config, write_csv
 
 TRADED = ("signals", "orders", "fills", "equity")

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from engine.cli import main
-from engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
+from lstmknn.engine.cli import main
+from lstmknn.engine.paper.store import LEDGER_FILE, TRADING_TABLES, snapshot
 from tests.helpers import write_config, write_csv
 
 dump = snapshot

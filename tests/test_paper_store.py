@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import main
-from engine.config import from_dict
-from engine.errors import UserError
-from engine.paper import step, store
-from engine.paper.accounts import init_account
-from engine.paper.store import (
+from lstmknn.engine.cli import main
+from lstmknn.engine.config import from_dict
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper import step, store
+from lstmknn.engine.paper.accounts import init_account
+from lstmknn.engine.paper.store import (
     APP_ID,
     APP_NAME,
     FILL_BROKER_COLUMNS,

@@ -8,16 +8,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.backtest import load_data, run_backtest
-from engine.cache import FoldCache
-from engine.cli import main
-from engine.config import load_config
-from engine.decisions import decide
-from engine.paper.accounts import open_account
-from engine.paper.report import ledger_frames
-from engine.paper.store import LEDGER_FILE, snapshot
-from engine.params import execution_params
-from strategies.execution import execute
+from lstmknn.engine.backtest import load_data, run_backtest
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.cli import main
+from lstmknn.engine.config import load_config
+from lstmknn.engine.decisions import decide
+from lstmknn.engine.paper.accounts import open_account
+from lstmknn.engine.paper.report import ledger_frames
+from lstmknn.engine.paper.store import LEDGER_FILE, snapshot
+from lstmknn.engine.params import execution_params
+from lstmknn.strategies.execution import execute
 from tests.helpers import staggered_universe, write_config, write_long_csv
 
 VALUE_RTOL = 1e-9

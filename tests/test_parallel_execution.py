@@ -16,12 +16,12 @@ import joblib
 import pandas as pd
 import pytest
 
-from data.loader import load_prices
-from engine.backtest import run_backtest
-from engine.cli import main
-from engine.config import Config, from_dict
-from engine.errors import UserError
-from engine.parallel import Plan, Task, _large_args, plan, resolve_jobs, run_tasks
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.cli import main
+from lstmknn.engine.config import Config, from_dict
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.parallel import Plan, Task, _large_args, plan, resolve_jobs, run_tasks
 from tests.helpers import TINY, walk_forward_tasks, write_csv
 
 

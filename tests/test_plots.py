@@ -8,8 +8,8 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from reports import plots
-from reports.cross_section import (
+from lstmknn.reports import plots
+from lstmknn.reports.cross_section import (
     plot_cumulative_spread,
     plot_ic,
     plot_quantile_returns,

@@ -4,14 +4,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.errors import DataError
-from data.features import first_valid_row
-from data.loader import PriceData
-from data.synthetic import make_universe, to_price_data
-from engine.cache import FoldCache
-from engine.config import with_overrides
-from engine.feature_set import feature_frame
-from engine.pooled import pooled_folds, prepare_universe, run_pooled_walk_forward, train_rows
+from lstmknn.data.errors import DataError
+from lstmknn.data.features import first_valid_row
+from lstmknn.data.loader import PriceData
+from lstmknn.data.synthetic import make_universe, to_price_data
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import with_overrides
+from lstmknn.engine.feature_set import feature_frame
+from lstmknn.engine.pooled import (
+    pooled_folds,
+    prepare_universe,
+    run_pooled_walk_forward,
+    train_rows,
+)
 
 COLUMNS = ["date", "symbol", "fold", "lstm", "knn", "regime", "alpha", "fused", "lstm_conf",
            "knn_conf", "knn_k", "train_mean", "persistence", "vol", "fusion_used"]
@@ -159,7 +164,7 @@ def test_too_short_a_universe_is_one_clear_error(pooled_cfg):
 
 
 def test_fit_budgets_cap_cold_epochs_warm_rows_and_are_recorded_per_fold(pooled_cfg, universe):
-    from engine import pooled
+    from lstmknn.engine import pooled
 
     cold = pooled.COLD_FIT_SAMPLES
     assert pooled.fit_plan(cold // 2, pooled_cfg, warm=False) == (cold // 2, 2)
@@ -174,7 +179,7 @@ def test_fit_budgets_cap_cold_epochs_warm_rows_and_are_recorded_per_fold(pooled_
 
 
 def test_drawn_training_rows_keep_predictions_free_of_later_data(pooled_cfg, universe, monkeypatch):
-    from engine import pooled
+    from lstmknn.engine import pooled
 
     monkeypatch.setattr(pooled, "WARM_FIT_ROWS", 150)
     monkeypatch.setattr(pooled, "MAX_KNN_ROWS", 200)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategies import ExecutionParams, run_backtrader, run_stepwise, run_vectorized
+from lstmknn.strategies import ExecutionParams, run_backtrader, run_stepwise, run_vectorized
 
 ENGINES = {"backtrader": run_backtrader, "vectorized": run_vectorized, "stepwise": run_stepwise}
 D = pd.bdate_range("2024-03-04", periods=5, name="date")

@@ -2,7 +2,7 @@
 
 import io
 
-from engine.progress import progress_bar
+from lstmknn.engine.progress import progress_bar
 
 
 class Terminal(io.StringIO):

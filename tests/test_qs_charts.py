@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from matplotlib.patches import Rectangle
 
-from reports import qs_charts
+from lstmknn.reports import qs_charts
 
 
 def _returns(start: str = "2003-03-14", end: str = "2018-12-31", seed: int = 0) -> pd.Series:

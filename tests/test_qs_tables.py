@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports import qs_tables
+from lstmknn.reports import qs_tables
 
 
 def _returns(start: str, end: str, seed: int = 0) -> pd.Series:

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.config import SignalConfig
-from strategies.ranking import rank_targets
+from lstmknn.engine.config import SignalConfig
+from lstmknn.strategies.ranking import rank_targets
 
 SYMS = list("abcdefgh")
 

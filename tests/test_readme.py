@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.cli import build_parser
+from lstmknn.engine.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
@@ -80,8 +80,8 @@ def test_the_user_feature_example_loads_and_computes(tmp_path, monkeypatch, sp50
     (tmp_path / "f.toml").write_text(toml)
     monkeypatch.chdir(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
-    from engine.config import load_config
-    from engine.feature_set import feature_frame
+    from lstmknn.engine.config import load_config
+    from lstmknn.engine.feature_set import feature_frame
 
     cfg = load_config(tmp_path / "f.toml")
     frame = feature_frame(sp500.iloc[:300], cfg.features)

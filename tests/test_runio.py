@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.errors import UserError
-from engine.runio import (
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.runio import (
     MARKER,
     check_out_dir,
     clean_json,
@@ -80,7 +80,7 @@ def test_a_failed_run_leaves_the_previous_run_untouched(tmp_path):
 KILLER = textwrap.dedent("""
     import os, shutil, signal, sys
     from pathlib import Path
-    import engine.runio as runio
+    import lstmknn.engine.runio as runio
 
     target, kill_at, exchange_ok = Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "1"
     calls = [0]
@@ -162,7 +162,7 @@ def test_the_marker_names_the_kind_of_run(tmp_path):
 @pytest.mark.parametrize(("mask", "folder", "file"), [(0o022, 0o755, 0o644), (0o077, 0o700, 0o600),
                                                       (0o002, 0o775, 0o664)])
 def test_run_folders_and_their_files_follow_the_umask_like_any_tool(tmp_path, mask, folder, file):
-    from engine.runio import write_atomic
+    from lstmknn.engine.runio import write_atomic
 
     old = os.umask(mask)
     try:

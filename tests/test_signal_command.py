@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.asof import data_hash, row_block
-from engine.cli import main
-from engine.config import load_config
+from lstmknn.engine.asof import data_hash, row_block
+from lstmknn.engine.cli import main
+from lstmknn.engine.config import load_config
 from tests.helpers import write_config, write_csv
 
 FIELDS = ["lstm", "knn", "lstm_conf", "knn_conf", "alpha", "fused", "target", "vol",

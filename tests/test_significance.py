@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from scipy.stats import t as student_t
 
-from reports.significance import (
+from lstmknn.reports.significance import (
     EULER_GAMMA,
     deflated_sharpe_ratio,
     diebold_mariano,

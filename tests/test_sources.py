@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from data.errors import DataError
-from data.loader import load_prices
-from data.sources import LoadOptions, load_sources
+from lstmknn.data.errors import DataError
+from lstmknn.data.loader import load_prices
+from lstmknn.data.sources import LoadOptions, load_sources
 
 COLS = ["Open", "High", "Low", "Close", "Volume"]
 

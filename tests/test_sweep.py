@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import engine.sweep as sweep
-from engine.cli import main
-from engine.config import ConfigError, from_dict, with_overrides
-from engine.sweep import expand_grid, load_grid, run_sweep
+import lstmknn.engine.sweep as sweep
+from lstmknn.engine.cli import main
+from lstmknn.engine.config import ConfigError, from_dict, with_overrides
+from lstmknn.engine.sweep import expand_grid, load_grid, run_sweep
 from tests.helpers import TINY, write_csv
 
 GRID = {"lstm.lookback": [5, 10], "regime.alpha_calm": [0.6, 0.8]}
@@ -162,8 +162,8 @@ def _toml(d: dict) -> str:
 def test_task_keys_of_symbols_that_differ_only_in_unsafe_characters_differ(sp500):
     from types import SimpleNamespace
 
-    from data.prices import PriceData
-    from engine.sweep.store import task_key
+    from lstmknn.data.prices import PriceData
+    from lstmknn.engine.sweep.store import task_key
 
     variant = SimpleNamespace(config_id="c0ffee")
     keys = {task_key(s, variant, [PriceData(s, sp500.iloc[:5], "f.csv", "ab" * 32)])

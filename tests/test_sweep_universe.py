@@ -10,11 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from data.synthetic import make_universe, to_price_data
-from engine.backtest import run_backtest
-from engine.config import from_dict
-from engine.sweep import run_sweep
-from engine.sweep.task import UNIVERSE
+from lstmknn.data.synthetic import make_universe, to_price_data
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.engine.config import from_dict
+from lstmknn.engine.sweep import run_sweep
+from lstmknn.engine.sweep.task import UNIVERSE
 from tests.helpers import TINY
 
 

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.loader import validate_ohlcv
-from data.synthetic import make_universe, null_universe, planted_ic, to_price_data
+from lstmknn.data.loader import validate_ohlcv
+from lstmknn.data.synthetic import make_universe, null_universe, planted_ic, to_price_data
 
 
 def test_long_frame_has_every_symbol_and_day_with_valid_ohlcv():

@@ -1,7 +1,7 @@
 import numpy as np
 
-from engine.config import SignalConfig
-from strategies.targets import target_positions
+from lstmknn.engine.config import SignalConfig
+from lstmknn.strategies.targets import target_positions
 
 
 def test_threshold_sizing_goes_long_short_or_flat():
@@ -57,8 +57,8 @@ def test_cost_aware_rule_can_be_switched_off_in_one_config_line():
 def test_portfolio_capital_follows_the_symbols_that_trade_and_never_knows_a_symbol_will_end():
     import pandas as pd
 
-    from engine.config import Config
-    from engine.params import strategy_for
+    from lstmknn.engine.config import Config
+    from lstmknn.engine.params import strategy_for
 
     dates = pd.date_range("2020-01-01", periods=6, freq="D")
     a = pd.DataFrame({"date": dates, "symbol": "a", "fused": 0.01, "vol": 0.01})
@@ -76,7 +76,7 @@ def test_the_exchange_closes_out_a_symbol_whose_bars_end_before_the_others_at_it
     import numpy as np
     import pandas as pd
 
-    from strategies.market import market_data
+    from lstmknn.strategies.market import market_data
 
     dates = pd.date_range("2020-01-01", periods=6, freq="D")
     bar = {"open": 10.0, "high": 10.0, "low": 10.0, "close": 10.0, "volume": 1e6}

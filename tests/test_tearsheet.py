@@ -11,9 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports import plots
-from reports.offline import external_urls, make_offline
-from reports.tearsheet import prepare_returns, quantstats_html, write_model_report, write_tearsheet
+from lstmknn.reports import plots
+from lstmknn.reports.offline import external_urls, make_offline
+from lstmknn.reports.tearsheet import (
+    prepare_returns,
+    quantstats_html,
+    write_model_report,
+    write_tearsheet,
+)
 
 MODELS = ["lstm", "knn", "fused", "train_mean", "persistence"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -168,7 +173,7 @@ def test_many_folds_give_a_plot_and_the_csv_not_a_wall_of_numbers(tmp_path: Path
 
 
 def test_n_trials_is_the_one_used_for_the_deflated_sharpe(tmp_path: Path) -> None:
-    from reports.significance import deflated_sharpe_ratio
+    from lstmknn.reports.significance import deflated_sharpe_ratio
 
     inputs = _inputs(400)
     inputs["returns"] = inputs["returns"] + 1e-3  # a Sharpe well above zero
@@ -208,7 +213,7 @@ def test_fast_path_and_inferred_periods(tmp_path: Path) -> None:
 
 
 def test_quantstats_failure_falls_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import reports.tearsheet as ts
+    import lstmknn.reports.tearsheet as ts
 
     def boom(*args: object, **kwargs: object) -> str:
         raise RuntimeError("simulated")
@@ -228,7 +233,7 @@ def test_quantstats_handles_tz_aware_and_misaligned_benchmark() -> None:
     rng = np.random.default_rng(5)
     r = prepare_returns(pd.Series(rng.normal(0, 0.01, 120), index=idx))
     assert r.index.tz is None
-    from reports.tearsheet import align_benchmark
+    from lstmknn.reports.tearsheet import align_benchmark
 
     longer = pd.Series(rng.normal(0, 0.01, 200), index=pd.bdate_range("2021-09-01", periods=200))
     b = align_benchmark(longer, r.index)
@@ -287,7 +292,7 @@ def _qs_metric(page: str, label: str) -> tuple[str, str]:
 def test_quantstats_shows_the_same_buy_and_hold_span_and_figures_as_the_summary(
     tmp_path: Path,
 ) -> None:
-    from reports.trading_metrics import strategy_metrics
+    from lstmknn.reports.trading_metrics import strategy_metrics
 
     inputs = _inputs(300)
     inputs["returns"].iloc[:20] = 0.0  # the strategy is flat on its first bars
@@ -331,7 +336,7 @@ def test_a_short_run_page_leaves_out_what_it_is_too_short_for_and_has_no_blank_c
 
 
 def test_the_performance_table_reads_in_the_units_quantstats_uses(qs_page: str) -> None:
-    from reports.trading_metrics import strategy_metrics
+    from lstmknn.reports.trading_metrics import strategy_metrics
 
     section = qs_page[qs_page.index('id="lstmknn-models"'):]
     inputs = _inputs()

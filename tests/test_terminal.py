@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers import run_in_terminal, write_config
 
-LSTMKNN = [sys.executable, "-m", "engine.cli"]
+LSTMKNN = [sys.executable, "-m", "lstmknn.engine.cli"]
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from reports.trading_metrics import (
+from lstmknn.reports.trading_metrics import (
     activity_metrics,
     drawdown_series,
     infer_periods_per_year,

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from data.errors import DataError
-from data.sources import load_sources
-from engine.backtest import run_backtest
-from strategies.execution import untraded
+from lstmknn.data.errors import DataError
+from lstmknn.data.sources import load_sources
+from lstmknn.engine.backtest import run_backtest
+from lstmknn.strategies.execution import untraded
 from tests.helpers import write_csv
 
 

@@ -9,16 +9,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from strategies import BacktestResult, ExecutionParams, run_backtrader, run_stepwise, run_vectorized
-from strategies.market import market_data
-from strategies.vectorized import simulate, simulate_one
+from lstmknn.strategies import (
+    BacktestResult,
+    ExecutionParams,
+    run_backtrader,
+    run_stepwise,
+    run_vectorized,
+)
+from lstmknn.strategies.market import market_data
+from lstmknn.strategies.vectorized import simulate, simulate_one
 
 RET_TOL = 1e-9  # max |daily return difference| between engines (measured ~1e-15)
 VALUE_TOL = 1e-9  # relative final-value difference (measured ~1e-14)
 
 
 def load_sp500() -> pd.DataFrame:
-    path = files("data.bundled").joinpath("sp500.csv")
+    path = files("lstmknn.data.bundled").joinpath("sp500.csv")
     df = pd.read_csv(str(path), parse_dates=["Date"])
     return df.rename(columns=str.lower).set_index("date")
 

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from reports.verdict import forecast_verdict
+from lstmknn.reports.verdict import forecast_verdict
 
 MSE = {"fused": 1.0e-4, "zero": 1.01e-4, "train_mean": 1.0e-4, "persistence": 2.0e-4,
        "lstm": 1.02e-4, "knn": 0.99e-4}
@@ -78,7 +78,7 @@ def test_missing_statistics_give_no_verdict_rather_than_numbers() -> None:
 
 
 def test_the_cli_prints_the_same_verdict_after_the_forecast_table() -> None:
-    from engine.cli.backtest import forecast_lines
+    from lstmknn.engine.cli.backtest import forecast_lines
 
     s = _summary(p_zero=0.83)
     out = forecast_lines(s).splitlines()

@@ -6,11 +6,11 @@ import pandas as pd
 import pytest
 import torch
 
-from data.errors import DataError
-from engine.cache import CacheWarning, FoldCache, decode_entry, encode_entry
-from engine.config import ConfigError, KNNConfig, LSTMConfig, with_overrides
-from engine.models import KNNRegressor, LSTMRegressor
-from engine.walk_forward import (
+from lstmknn.data.errors import DataError
+from lstmknn.engine.cache import CacheWarning, FoldCache, decode_entry, encode_entry
+from lstmknn.engine.config import ConfigError, KNNConfig, LSTMConfig, with_overrides
+from lstmknn.engine.models import KNNRegressor, LSTMRegressor
+from lstmknn.engine.walk_forward import (
     NonFiniteForecastError,
     check_forecasts,
     folds_for,

@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Sequence
 from importlib import metadata
 
-from engine.cli import audit, backtest, bench, paper, report, signal, sweep
-from engine.errors import USER_ERRORS, NonFiniteForecastError
+from lstmknn.engine.cli import audit, backtest, bench, paper, report, signal, sweep
+from lstmknn.engine.errors import USER_ERRORS, NonFiniteForecastError
 
 COMMANDS = (backtest, report, signal, paper, sweep, audit, bench)
 DESCRIPTION = ("Walk-forward LSTM + KNN fusion backtests, as-of signals and paper trading. "

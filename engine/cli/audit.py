@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from engine.cli.common import (
+from lstmknn.engine.cli.common import (
     add_cache,
     add_config,
     add_data,
@@ -13,7 +13,7 @@ from engine.cli.common import (
     fold_cache,
     load_options,
 )
-from engine.errors import UserError
+from lstmknn.engine.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from engine.audit import format_table, run_audit
-    from engine.backtest import load_data
-    from engine.progress import progress_bar
-    from engine.runio import clean_json
+    from lstmknn.engine.audit import format_table, run_audit
+    from lstmknn.engine.backtest import load_data
+    from lstmknn.engine.progress import progress_bar
+    from lstmknn.engine.runio import clean_json
 
     cfg = config_from_args(args)
     if args.cuts < 1:

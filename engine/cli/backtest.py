@@ -6,7 +6,7 @@ import argparse
 import sys
 import time
 
-from engine.cli.common import (
+from lstmknn.engine.cli.common import (
     add_cache,
     add_config,
     add_data,
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def forecast_lines(summary: dict) -> str:
     """The forecast table printed after a run (undefined statistics as n/a), then the
     verdict in words (:func:`reports.verdict.forecast_verdict`, as on the tearsheet)."""
-    from reports.verdict import forecast_verdict
+    from lstmknn.reports.verdict import forecast_verdict
 
     def num(v: float | None, fmt: str) -> str:
         return "n/a" if v is None else format(v, fmt)
@@ -51,8 +51,8 @@ def forecast_lines(summary: dict) -> str:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from engine.backtest import RUN_KIND, run_backtest
-    from engine.runio import check_out_dir
+    from lstmknn.engine.backtest import RUN_KIND, run_backtest
+    from lstmknn.engine.runio import check_out_dir
 
     cfg = config_from_args(args)
     action = check_out_dir(args.out, RUN_KIND)

@@ -23,7 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from engine.devtools.bench import format_table, run_bench  # developer tooling, loaded on use
+    from lstmknn.engine.devtools.bench import (  # developer tooling, loaded on use
+        format_table,
+        run_bench,
+    )
 
     r = run_bench(args.data, args.config, args.recipe_folds, not args.skip_full)
     print(json.dumps(r, indent=2) if args.json else format_table(r))

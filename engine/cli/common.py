@@ -7,14 +7,14 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from data.options import LoadOptions
-from engine.config import Config, load_config, with_overrides
-from engine.defaults import DEFAULT_CACHE
+from lstmknn.data.options import LoadOptions
+from lstmknn.engine.config import Config, load_config, with_overrides
+from lstmknn.engine.defaults import DEFAULT_CACHE
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from engine.cache import FoldCache
+    from lstmknn.engine.cache import FoldCache
 DATA_HELP = ("bundled name (sp500, msft, us20, sp500_members), NAME=path, CSV file or folder; "
              "several may follow one --data, and --data may repeat")
 
@@ -90,7 +90,7 @@ def date_arg(text: str | None, option: str, args: argparse.Namespace | None = No
     """A date option (``--asof``, ``--until``, ...) read by the data's rule
     (:func:`data.dates.parse_date`), with ``--dayfirst``/``--date-format`` where the command
     has them; None when not given."""
-    from data.dates import parse_date
+    from lstmknn.data.dates import parse_date
 
     if text is None:
         return None
@@ -105,7 +105,7 @@ def cache_dir(args: argparse.Namespace, default: str | None = DEFAULT_CACHE) -> 
 
 
 def fold_cache(args: argparse.Namespace) -> FoldCache | None:
-    from engine.cache import FoldCache  # torch: loaded by the commands that train only
+    from lstmknn.engine.cache import FoldCache  # torch: loaded by the commands that train only
 
     root = cache_dir(args)
     return FoldCache(Path(root)) if root else None

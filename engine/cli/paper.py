@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-from engine.cli.common import (
+from lstmknn.engine.cli.common import (
     add_cache,
     add_config,
     add_data,
@@ -18,8 +18,8 @@ from engine.cli.common import (
     date_arg,
     load_options,
 )
-from engine.cli.signal import format_records
-from engine.errors import UserError
+from lstmknn.engine.cli.signal import format_records
+from lstmknn.engine.errors import UserError
 
 BROKERS = ("local", "alpaca")  # engine.paper.broker_account.BROKERS (not imported: --help stays light)
 BROKER_HELP = ("where orders go: local (simulated fills at the next open, the default) or alpaca "
@@ -91,7 +91,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _date_text(text: str | None, option: str) -> str | None:
     """A date option read by the data's rule (``03/02/2017`` refused as ambiguous), passed on
     as ISO text (the accounts read it again by the same rule)."""
-    from engine.runio import format_timestamp
+    from lstmknn.engine.runio import format_timestamp
 
     ts = date_arg(text, option)
     return None if ts is None else format_timestamp(ts)
@@ -115,8 +115,8 @@ def _cache_arg(args: argparse.Namespace) -> str | None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from engine.paper.accounts import init_account
-    from engine.paper.text import init_text
+    from lstmknn.engine.paper.accounts import init_account
+    from lstmknn.engine.paper.text import init_text
 
     if args.broker != "local" and args.cash is not None:
         raise UserError(f"--cash does not apply to --broker {args.broker}: the account trades the "
@@ -136,8 +136,8 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_step(args: argparse.Namespace) -> int:
-    from engine.paper.step import result_dict, step_account
-    from engine.paper.text import step_summary
+    from lstmknn.engine.paper.step import result_dict, step_account
+    from lstmknn.engine.paper.text import step_summary
 
     wait = _wait(args.wait)
     res = step_account(args.root, args.account, until=_date_text(args.until, "--until"),
@@ -153,8 +153,8 @@ def cmd_step(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from engine.paper.accounts import account_status
-    from engine.paper.text import status_text
+    from lstmknn.engine.paper.accounts import account_status
+    from lstmknn.engine.paper.text import status_text
 
     st = account_status(args.root, args.account)
     print(json.dumps(st, indent=2) if args.json else status_text(st))
@@ -162,14 +162,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.paper.report import write_account_report
+    from lstmknn.engine.paper.report import write_account_report
 
     print(f"wrote {write_account_report(args.root, args.account, args.out, fast=args.fast)}")
     return 0
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
-    from engine.paper.accounts import export_signals
+    from lstmknn.engine.paper.accounts import export_signals
 
     records = export_signals(args.root, args.account, _date_text(args.since, "--since"))
     if records:

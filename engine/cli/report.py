@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.errors import UserError
+from lstmknn.engine.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from engine.backtest import rebuild_report
+    from lstmknn.engine.backtest import rebuild_report
 
     if not Path(args.run_dir).is_dir():
         raise UserError(f"{args.run_dir}: no such folder" if not Path(args.run_dir).exists()

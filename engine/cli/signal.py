@@ -9,7 +9,7 @@ import json
 import sys
 from typing import Any
 
-from engine.cli.common import (
+from lstmknn.engine.cli.common import (
     add_cache,
     add_config,
     add_data,
@@ -44,8 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_signal(args: argparse.Namespace) -> int:
-    from engine.asof import signal_records
-    from engine.backtest import load_data
+    from lstmknn.engine.asof import signal_records
+    from lstmknn.engine.backtest import load_data
 
     cfg = config_from_args(args)
     asof = date_arg(args.asof, "--asof", args)

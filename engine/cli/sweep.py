@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import argparse
 
-from engine.cli.common import add_config, add_data, add_parallel, config_from_args, load_options
+from lstmknn.engine.cli.common import (
+    add_config,
+    add_data,
+    add_parallel,
+    config_from_args,
+    load_options,
+)
 
 RANKS = ("fused_mse", "sharpe")  # engine.sweep.ranking.RANKINGS (a test keeps them equal)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from engine.sweep import run_sweep
-    from engine.sweep.grid import label
+    from lstmknn.engine.sweep import run_sweep
+    from lstmknn.engine.sweep.grid import label
 
     cfg = config_from_args(args)
     res = run_sweep(args.data or ["sp500"], cfg, args.grid, args.out, jobs=args.jobs,

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from data.loader import load_prices
-from engine.config import Config, load_config, with_overrides
-from engine.fusion import fuse
-from engine.params import execution_params, strategy_for
-from engine.walk_forward import fit_fold, folds_for, predict_fold, prepare, run_walk_forward
-from strategies.execution import execute
+from lstmknn.data.loader import load_prices
+from lstmknn.engine.config import Config, load_config, with_overrides
+from lstmknn.engine.fusion import fuse
+from lstmknn.engine.params import execution_params, strategy_for
+from lstmknn.engine.walk_forward import fit_fold, folds_for, predict_fold, prepare, run_walk_forward
+from lstmknn.strategies.execution import execute
 
 RECIPE = {"lstm.hidden_size": 50, "lstm.head_size": 25, "lstm.epochs": 50, "lstm.batch_size": 32,
           "lstm.warm_start": False, "lstm.patience": 0, "lstm.dropout": 0.0,
@@ -41,7 +41,7 @@ def _mse(a: np.ndarray, y: np.ndarray) -> float:
 def bench_full_command(data: str, config: str | None) -> dict:
     """Run ``lstmknn backtest`` as a fresh process: wall time, peak RSS, its own timings."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-m", "engine.cli", "backtest", "--data", data, "--out", out,
+        cmd = [sys.executable, "-m", "lstmknn.engine.cli", "backtest", "--data", data, "--out", out,
                "--quiet", "--no-cache"]
         if config:
             cmd += ["--config", config]

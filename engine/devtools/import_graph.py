@@ -18,7 +18,7 @@ def module_name(path: Path) -> str:
     parts = list(path.relative_to(ROOT).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts = parts[:-1]
-    return ".".join(parts)
+    return ".".join(["lstmknn", *parts])  # installed as subpackages of lstmknn
 
 
 def project_modules() -> dict[str, Path]:
@@ -64,8 +64,7 @@ def graph() -> tuple[dict[str, set[str]], list[tuple[str, str, int]]]:
             if not top:
                 local.append((m, target, line))
         for name, top, line in imports(path):
-            root = name.split(".")[0]
-            if not top and root not in PACKAGES and (m, name, line) not in local:
+            if not top and not name.startswith("lstmknn.") and (m, name, line) not in local:
                 local.append((m, name, line))
     return edges, local
 

@@ -1,7 +1,7 @@
 """Estimators: scikit-learn ``BaseEstimator`` subclasses, built from config by their parameter names."""
 
-from engine.models.base import NotFittedError, params_from
-from engine.models.knn import KNNRegressor
-from engine.models.lstm import LSTMRegressor
+from lstmknn.engine.models.base import NotFittedError, params_from
+from lstmknn.engine.models.knn import KNNRegressor
+from lstmknn.engine.models.lstm import LSTMRegressor
 
 __all__ = ["KNNRegressor", "LSTMRegressor", "NotFittedError", "params_from"]

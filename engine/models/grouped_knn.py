@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from engine.models.knn import KNNRegressor
+from lstmknn.engine.models.knn import KNNRegressor
 
 
 def _neighbours(train: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

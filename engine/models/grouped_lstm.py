@@ -34,8 +34,8 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from engine.models.base import as_float32
-from engine.models.lstm import LSTMNet, LSTMRegressor, resolve_device
+from lstmknn.engine.models.base import as_float32
+from lstmknn.engine.models.lstm import LSTMNet, LSTMRegressor, resolve_device
 
 # Bump when the grouped training or prediction changes numerics: fold cache keys include it.
 GROUPED_VERSION = "grouped-1"

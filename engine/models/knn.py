@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.neighbors import KNeighborsRegressor
 from sklearn.preprocessing import StandardScaler
 
-from engine.models.base import check_is_fitted
+from lstmknn.engine.models.base import check_is_fitted
 
 
 class KNNRegressor(RegressorMixin, BaseEstimator):

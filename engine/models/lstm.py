@@ -9,7 +9,7 @@ import torch
 from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
-from engine.models.base import as_float32, check_is_fitted
+from lstmknn.engine.models.base import as_float32, check_is_fitted
 
 # Bump when training or prediction code changes numerics: cached fold models are keyed by it.
 MODEL_VERSION = "lstm-3"

@@ -20,17 +20,17 @@ from typing import Any
 
 import pandas as pd
 
-from data import dates
-from data.errors import DataError
-from data.options import LoadOptions
-from data.prices import PriceData
-from data.sources import absolute_spec
-from engine.backtest import load_data
-from engine.cache import FoldCache
-from engine.config import Config, from_dict, validate_universe
-from engine.errors import UserError
-from engine.paper.broker import Broker, BrokerFactory
-from engine.paper.broker_account import (
+from lstmknn.data import dates
+from lstmknn.data.errors import DataError
+from lstmknn.data.options import LoadOptions
+from lstmknn.data.prices import PriceData
+from lstmknn.data.sources import absolute_spec
+from lstmknn.engine.backtest import load_data
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config, from_dict, validate_universe
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper.broker import Broker, BrokerFactory
+from lstmknn.engine.paper.broker_account import (
     LOCAL,
     VENUES,
     broker_status,
@@ -40,8 +40,8 @@ from engine.paper.broker_account import (
     remove_broker_store,
     status_broker,
 )
-from engine.paper.history import check_symbols
-from engine.paper.store import (
+from lstmknn.engine.paper.history import check_symbols
+from lstmknn.engine.paper.store import (
     CACHE_DIR,
     LEDGER_FILE,
     Ledger,
@@ -51,8 +51,8 @@ from engine.paper.store import (
     open_ledger,
     sqlite_errors,
 )
-from engine.params import execution_params
-from engine.runio import format_timestamp
+from lstmknn.engine.params import execution_params
+from lstmknn.engine.runio import format_timestamp
 
 
 def parse_date(text: str, option: str) -> pd.Timestamp:

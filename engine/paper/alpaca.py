@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
-from engine.paper.broker_store import BROKER_FILE, BrokerStore
-from engine.paper.remote import (
+from lstmknn.engine.paper.broker_store import BROKER_FILE, BrokerStore
+from lstmknn.engine.paper.remote import (
     BrokerError,
     BrokerUnavailable,
     DuplicateOrder,
@@ -43,7 +43,7 @@ from engine.paper.remote import (
     broker_step,
     open_remote_account,
 )
-from strategies.costs import ExecutionParams
+from lstmknn.strategies.costs import ExecutionParams
 
 KEY_ENV = "APCA_API_KEY_ID"
 SECRET_ENV = "APCA_API_SECRET_KEY"

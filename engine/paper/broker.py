@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from engine.paper.store import Ledger
-from strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
-from strategies.costs import ExecutionParams
+from lstmknn.engine.paper.store import Ledger
+from lstmknn.strategies.account import AccountState, OrderRequest, fill_orders, plan_orders
+from lstmknn.strategies.costs import ExecutionParams
 
 
 @dataclass(frozen=True)

@@ -28,12 +28,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
-from engine.paper.broker import Broker, BrokerFactory, Fill, Order, paper_broker
-from engine.paper.broker_store import BROKER_FILE, BrokerStore
-from engine.paper.remote import ADOPT_OPTION, RemoteBroker
-from engine.paper.store import Ledger
-from strategies.costs import ExecutionParams, fill_price
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper.broker import Broker, BrokerFactory, Fill, Order, paper_broker
+from lstmknn.engine.paper.broker_store import BROKER_FILE, BrokerStore
+from lstmknn.engine.paper.remote import ADOPT_OPTION, RemoteBroker
+from lstmknn.engine.paper.store import Ledger
+from lstmknn.strategies.costs import ExecutionParams, fill_price
 
 LOCAL, ALPACA = "local", "alpaca"
 BROKERS = (LOCAL, ALPACA)
@@ -51,7 +51,7 @@ def check_environment(broker: str) -> None:
     """One line now, before any work, when the broker's endpoint, keys or client library are
     missing or refused (nothing is contacted)."""
     if broker == ALPACA:
-        from engine.paper.alpaca import alpaca_venue
+        from lstmknn.engine.paper.alpaca import alpaca_venue
 
         alpaca_venue()
 
@@ -72,7 +72,7 @@ def open_broker_account(folder: Path, name: str, broker: str) -> dict[str, Any]:
     path = broker_path(folder)
     if path.exists() or path.is_symlink():
         raise UserError(f"{path} already exists; refusing to overwrite it")
-    from engine.paper.alpaca import open_alpaca_account
+    from lstmknn.engine.paper.alpaca import open_alpaca_account
 
     store = BrokerStore.open(path)
     try:
@@ -103,7 +103,7 @@ def step_broker(folder: Path, acct: Mapping[str, Any], *, adopt: bool = False) -
         return paper_broker
     check_environment(broker)
     _open_store(folder, acct).close()
-    from engine.paper.alpaca import alpaca_factory
+    from lstmknn.engine.paper.alpaca import alpaca_factory
 
     remote = alpaca_factory(folder, acct["name"], json.loads(acct["symbols"]), adopt=adopt)
 

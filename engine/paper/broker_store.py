@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from engine.errors import UserError
+from lstmknn.engine.errors import UserError
 
 BROKER_FILE = "broker.sqlite"
 APP_ID = 0x4C4B4E42  # "LKNB"

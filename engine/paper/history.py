@@ -23,13 +23,13 @@ from typing import Any
 
 import pandas as pd
 
-from data.errors import DataError
-from data.prices import PriceData
-from engine.asof import row_hashes
-from engine.config import Config
-from engine.paper.store import Bar, Ledger
-from engine.runio import format_timestamp
-from engine.walk_forward import folds_for, prepare
+from lstmknn.data.errors import DataError
+from lstmknn.data.prices import PriceData
+from lstmknn.engine.asof import row_hashes
+from lstmknn.engine.config import Config
+from lstmknn.engine.paper.store import Bar, Ledger
+from lstmknn.engine.runio import format_timestamp
+from lstmknn.engine.walk_forward import folds_for, prepare
 
 
 def _fmt(ts: pd.Timestamp) -> str:

@@ -44,11 +44,11 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Protocol
 
-from engine.errors import UserError
-from engine.paper.broker import Broker, Fill, Order
-from engine.paper.broker_store import FINAL_STATUSES, BrokerStore
-from engine.paper.orders import client_order_id, new_nonce, order_legs
-from strategies.costs import ExecutionParams, order_size
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper.broker import Broker, Fill, Order
+from lstmknn.engine.paper.broker_store import FINAL_STATUSES, BrokerStore
+from lstmknn.engine.paper.orders import client_order_id, new_nonce, order_legs
+from lstmknn.strategies.costs import ExecutionParams, order_size
 
 PAUSE_ENV = "LSTMKNN_BROKER_PAUSE"
 ADOPT_OPTION = "--adopt-broker-positions"

@@ -12,16 +12,16 @@ from typing import Any
 
 import pandas as pd
 
-from data.features import next_return
-from engine.backtest import write_report
-from engine.errors import UserError
-from engine.paper.accounts import account_config, load_universe, open_account
-from engine.paper.broker_account import LOCAL, VENUES, shortfall
-from engine.paper.store import REPORT_DIR, Ledger, sqlite_errors
-from engine.runio import write_atomic
-from reports.periods import infer_periods_per_year
-from strategies.execution import buy_and_hold_returns
-from strategies.result import TRADE_COLUMNS
+from lstmknn.data.features import next_return
+from lstmknn.engine.backtest import write_report
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper.accounts import account_config, load_universe, open_account
+from lstmknn.engine.paper.broker_account import LOCAL, VENUES, shortfall
+from lstmknn.engine.paper.store import REPORT_DIR, Ledger, sqlite_errors
+from lstmknn.engine.runio import write_atomic
+from lstmknn.reports.periods import infer_periods_per_year
+from lstmknn.strategies.execution import buy_and_hold_returns
+from lstmknn.strategies.result import TRADE_COLUMNS
 
 # Marks the HTML reports lstmknn writes (``paper report --out`` replaces only those).
 REPORT_MARK = '<meta name="generator" content="lstmknn">'

@@ -36,16 +36,16 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
-from data.errors import DataError
-from data.prices import PriceData
-from engine.asof import data_hashes, row_hashes, signal_record
-from engine.config import Config, validate_universe
-from engine.decisions import Decisions, decide
-from engine.paper.accounts import account_config, fold_cache, load_universe, parse_date
-from engine.paper.broker import Broker, BrokerFactory
-from engine.paper.broker_account import step_broker
-from engine.paper.history import accept_revisions, needs_message, verify_history, where
-from engine.paper.store import (
+from lstmknn.data.errors import DataError
+from lstmknn.data.prices import PriceData
+from lstmknn.engine.asof import data_hashes, row_hashes, signal_record
+from lstmknn.engine.config import Config, validate_universe
+from lstmknn.engine.decisions import Decisions, decide
+from lstmknn.engine.paper.accounts import account_config, fold_cache, load_universe, parse_date
+from lstmknn.engine.paper.broker import Broker, BrokerFactory
+from lstmknn.engine.paper.broker_account import step_broker
+from lstmknn.engine.paper.history import accept_revisions, needs_message, verify_history, where
+from lstmknn.engine.paper.store import (
     LEDGER_FILE,
     Ledger,
     account_dir,
@@ -54,10 +54,10 @@ from engine.paper.store import (
     require_account,
     sqlite_errors,
 )
-from engine.params import execution_params
-from engine.progress import progress_bar
-from engine.runio import format_timestamp
-from strategies.market import close_out_rows
+from lstmknn.engine.params import execution_params
+from lstmknn.engine.progress import progress_bar
+from lstmknn.engine.runio import format_timestamp
+from lstmknn.strategies.market import close_out_rows
 
 # Test hook: seconds to sleep inside each bar's transaction (crash-safety tests kill there).
 PAUSE_ENV = "LSTMKNN_PAPER_BAR_PAUSE"

@@ -38,8 +38,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from engine.errors import UserError
-from engine.paper.broker_store import BROKER_FILE
+from lstmknn.engine.errors import UserError
+from lstmknn.engine.paper.broker_store import BROKER_FILE
 
 APP_ID = 0x4C4B4E50  # "LKNP"
 APP_NAME = "lstmknn-paper"

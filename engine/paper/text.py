@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.paper.step import StepResult
+from lstmknn.engine.paper.step import StepResult
 
 
 def _symbols(symbols: list[str], limit: int = 6) -> str:

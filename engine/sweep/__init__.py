@@ -20,12 +20,12 @@ from typing import Any
 
 import pandas as pd
 
-from engine.backtest import load_data
-from engine.config import Config, ConfigError, validate_universe
-from engine.parallel import Outcome, Task, plan, run_tasks
-from engine.runio import check_out_dir, dumps, mark, write_atomic
-from engine.sweep.grid import expand_grid, load_grid
-from engine.sweep.ranking import (
+from lstmknn.engine.backtest import load_data
+from lstmknn.engine.config import Config, ConfigError, validate_universe
+from lstmknn.engine.parallel import Outcome, Task, plan, run_tasks
+from lstmknn.engine.runio import check_out_dir, dumps, mark, write_atomic
+from lstmknn.engine.sweep.grid import expand_grid, load_grid
+from lstmknn.engine.sweep.ranking import (
     RANKINGS,
     portfolio_returns,
     rank_configurations,
@@ -33,9 +33,9 @@ from engine.sweep.ranking import (
     summarize,
     symbol_table,
 )
-from engine.sweep.store import TaskStore, task_key
-from engine.sweep.task import UNIVERSE, evaluate_task, universe_level
-from reports.sweep_page import sweep_page
+from lstmknn.engine.sweep.store import TaskStore, task_key
+from lstmknn.engine.sweep.task import UNIVERSE, evaluate_task, universe_level
+from lstmknn.reports.sweep_page import sweep_page
 
 RUN_KIND = "sweep"
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.config import Config, ConfigError, read_toml, with_overrides
+from lstmknn.engine.config import Config, ConfigError, read_toml, with_overrides
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from engine.runio import clean_json
-from engine.sweep.grid import Variant, text
-from engine.sweep.task import FORECAST_METRICS, MODELS, STRATEGY_METRICS
-from reports.periods import infer_periods_per_year
-from reports.significance import deflated_sharpe_ratio, sharpe_moments
-from reports.trading_metrics import strategy_metrics
+from lstmknn.engine.runio import clean_json
+from lstmknn.engine.sweep.grid import Variant, text
+from lstmknn.engine.sweep.task import FORECAST_METRICS, MODELS, STRATEGY_METRICS
+from lstmknn.reports.periods import infer_periods_per_year
+from lstmknn.reports.significance import deflated_sharpe_ratio, sharpe_moments
+from lstmknn.reports.trading_metrics import strategy_metrics
 
 RANKINGS = {"sharpe": ("sharpe", False), "fused_mse": ("fused_mse_rel_zero", True)}
 

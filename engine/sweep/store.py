@@ -9,9 +9,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from data.loader import PriceData
-from engine.runio import dumps, write_atomic
-from engine.sweep.grid import Variant
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.runio import dumps, write_atomic
+from lstmknn.engine.sweep.grid import Variant
 
 
 class TaskStore:

@@ -9,15 +9,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from data.loader import PriceData
-from engine.cache import FoldCache
-from engine.config import Config
-from engine.decisions import decide
-from engine.params import execution_params
-from engine.runio import clean_json, format_timestamp
-from reports.forecast_metrics import forecast_table
-from reports.trading_metrics import strategy_metrics
-from strategies.execution import execute
+from lstmknn.data.loader import PriceData
+from lstmknn.engine.cache import FoldCache
+from lstmknn.engine.config import Config
+from lstmknn.engine.decisions import decide
+from lstmknn.engine.params import execution_params
+from lstmknn.engine.runio import clean_json, format_timestamp
+from lstmknn.reports.forecast_metrics import forecast_table
+from lstmknn.reports.trading_metrics import strategy_metrics
+from lstmknn.strategies.execution import execute
 
 MODELS = ("lstm", "knn", "fused", "zero")
 FORECAST_METRICS = ("mse", "direction_accuracy", "ic")
