@@ -7,7 +7,8 @@ Cases
   us20        the us20 universe (20 symbols, 1990-2016) with the configuration that gave
               today's figures (benchmarks/universe_bench.py: train_window 1000, step 21, the
               default LSTM): pooled, per-symbol batched (``lstm.batched_symbols``) with
-              ``--jobs 2`` and serially, and today's per-symbol models serially, in one run;
+              ``--jobs 2`` and serially, and today's per-symbol models serially, in one run
+              (pooled also with one torch thread: two OpenMP threads spin on a loaded machine);
               then the largest differences of the batched forecasts from today's and the
               forecast table (MSE vs zero, IC, cross-sectional IC) of both
   us20_toml   the same with ``configs/universe.toml`` (``model.scope = "per_symbol"`` for the
@@ -67,6 +68,11 @@ def _datas(spec: str):  # noqa: ANN202
         from lstmknn.data.synthetic import make_universe, to_price_data
 
         return to_price_data(make_universe(500, 252 * int(spec.split(":")[1]), ic=0.03, seed=0))
+    if spec.startswith("pickle:"):
+        import pickle
+
+        with open(spec.split(":", 1)[1], "rb") as fh:
+            return pickle.load(fh)
     from lstmknn.data.sources import load_sources
 
     return load_sources([spec])
@@ -79,7 +85,8 @@ def measure(spec: dict) -> dict:
     from lstmknn.engine.forecasts import forecast
 
     base = spec["base"] if spec["base"] != "toml" else TOML
-    threads = 2 if spec["scope"] == "pooled" else None  # per symbol: one thread per process
+    # pooled: 2 torch threads as universe_bench (or ``threads``); per symbol: one per process
+    threads = spec.get("threads", 2) if spec["scope"] == "pooled" else None
     cfg = _config(base, spec["scope"], spec.get("batched", False), threads)
     torch.set_num_threads(2)
     before = load()
@@ -147,6 +154,7 @@ def case_us20(base: str | dict = "US20", data: str = "us20") -> list[str]:
     with tempfile.TemporaryDirectory() as tmp:
         runs = {}
         plan = [("pooled", {"scope": "pooled"}),
+                ("pooled threads 1", {"scope": "pooled", "threads": 1}),
                 ("batched --jobs 2", {"scope": "per_symbol", "batched": True, "jobs": 2}),
                 ("batched serial", {"scope": "per_symbol", "batched": True,
                                     "save": f"{tmp}/batched.pkl"}),
@@ -158,42 +166,78 @@ def case_us20(base: str | dict = "US20", data: str = "us20") -> list[str]:
             print(lines[-1], flush=True)
         import pandas as pd
 
-        lines += _tables(pd.read_pickle(f"{tmp}/today.pkl"), pd.read_pickle(f"{tmp}/batched.pkl"))
-    return lines
+        tables = _tables(pd.read_pickle(f"{tmp}/today.pkl"), pd.read_pickle(f"{tmp}/batched.pkl"))
+        print(*tables, sep="\n", flush=True)
+    return lines + tables
 
 
 def case_us20_toml() -> list[str]:
     return case_us20("toml")
 
 
+def _make(years: int, path: str) -> dict:
+    proc = subprocess.run([sys.executable, __file__, "--make", str(years), path],
+                          capture_output=True, text=True, check=False, cwd=ROOT)
+    if proc.returncode:
+        raise RuntimeError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def case_memory() -> list[str]:
+    """Each universe is generated (``make_universe``) and pickled by a process of its own, then
+    every measured process loads it: its peak is the walk-forward's, with its input data."""
     from lstmknn.engine.folds import make_folds
 
     lines = []
-    for years in (5, 10, 20):
-        for scope in ("pooled", "per_symbol"):
-            r = _sub({"base": REDUCED, "data": f"synthetic:{years}", "scope": scope,
-                      "batched": scope == "per_symbol"})
-            lines.append(_line(f"{years:2d}y {scope} reduced", r) + f"  rows {r['rows']}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for years in (5, 10, 20):
+            path = f"{tmp}/u{years}.pkl"
+            m = _make(years, path)
+            lines.append(f"  {years:2d}y make_universe(500, {252 * years}): {m['make_s']:.0f} s, "
+                         f"its own peak RSS {m['peak_rss_mib']:.0f} MiB (not in the figures below)")
             print(lines[-1], flush=True)
-    for scope in ("pooled", "per_symbol"):
-        r = _sub({"base": SYNTHETIC, "data": "synthetic:5", "scope": scope,
-                  "batched": scope == "per_symbol"})
-        lines.append(_line(f" 5y {scope} full", r) + f"  rows {r['rows']}")
-        print(lines[-1], flush=True)
-        folds = {y: len(make_folds(252 * y, 40, 500, 63)) for y in (5, 10, 20)}
-        lines.append(f"      extrapolated (x folds): 10y ~{r['forecast_s'] * folds[10] / folds[5]:.0f} s, "
-                     f"20y ~{r['forecast_s'] * folds[20] / folds[5]:.0f} s")
+            for scope in ("pooled", "per_symbol"):
+                r = _sub({"base": REDUCED, "data": f"pickle:{path}", "scope": scope,
+                          "batched": scope == "per_symbol"})
+                lines.append(_line(f"{years:2d}y {scope} reduced", r) + f"  rows {r['rows']}")
+                print(lines[-1], flush=True)
+            if years == 5:
+                folds = {y: len(make_folds(252 * y, 40, 500, 63)) for y in (5, 10, 20)}
+                for scope in ("pooled", "per_symbol"):
+                    r = _sub({"base": SYNTHETIC, "data": f"pickle:{path}", "scope": scope,
+                              "batched": scope == "per_symbol"})
+                    lines.append(_line(f" 5y {scope} full", r) + f"  rows {r['rows']}")
+                    lines.append(f"      full config extrapolated by folds ({folds[5]} -> "
+                                 f"{folds[10]} -> {folds[20]}): 10y ~"
+                                 f"{r['forecast_s'] * folds[10] / folds[5]:.0f} s, 20y ~"
+                                 f"{r['forecast_s'] * folds[20] / folds[5]:.0f} s")
+                    print(*lines[-2:], sep="\n", flush=True)
     return lines
+
+
+def make(years: int, path: str) -> dict:
+    """Generate the synthetic universe in this process and pickle it (its peak is its own)."""
+    import pickle
+
+    t = time.perf_counter()
+    datas = _datas(f"synthetic:{years}")
+    with open(path, "wb") as fh:
+        pickle.dump(datas, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    return {"make_s": time.perf_counter() - t,
+            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", choices=CASES, action="append")
     ap.add_argument("--sub", help=argparse.SUPPRESS)
+    ap.add_argument("--make", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sub:
         print(json.dumps(measure(json.loads(args.sub)), default=float))
+        return
+    if args.make:
+        print(json.dumps(make(int(args.make[0]), args.make[1])))
         return
     print(f"# python benchmarks/speed_bench.py, {os.cpu_count()} CPUs (shared), no GPU, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, load {load()}", flush=True)

@@ -32,6 +32,7 @@ from lstmknn.engine.config import Config
 from lstmknn.engine.folds import Fold
 from lstmknn.engine.models.grouped_knn import GroupedKNN
 from lstmknn.engine.models.grouped_lstm import GroupedLSTM, one_thread
+from lstmknn.engine.models.lstm import LSTMRegressor
 from lstmknn.engine.progress import Progress
 from lstmknn.engine.seeding import derive_seed
 from lstmknn.engine.walk_forward import (
@@ -53,7 +54,7 @@ from lstmknn.engine.walk_forward import (
 MAX_GROUP = 32  # most symbols trained as one batch
 # Bytes of training trace (activations kept for backpropagation) a batch of symbols should
 # fit in: larger batches leave the CPU caches and are no faster per sample.
-TRACE_BUDGET = 24 << 20
+TRACE_BUDGET = 64 << 20
 
 
 @dataclass
@@ -143,17 +144,18 @@ def _start(frame: pd.DataFrame, cfg: Config, cache: FoldCache | None,
         pos = int(prep.index.searchsorted(pd.Timestamp(since)))
         first = next((f.index for f in folds if f.test_end > pos), len(folds) - 1)
     run = _Run(prep, folds, first, first)
-    if cfg.lstm.warm_start and first > 0 and cache is not None:
-        check = _entry_check(cfg, prep.features.shape[1])
+    if cfg.lstm.warm_start and first > 0:  # the warm-start chain: from the latest cached link
         j = first - 1
-        while j >= 0 and (entry := cache.get(_fold_cache_key(prep, folds[j], cfg),
-                                             check=check)) is None:
-            j -= 1
-        if j >= 0:
-            run.states = entry["states"]
+        if cache is not None:
+            check = _entry_check(cfg, prep.features.shape[1])
+            while j >= 0 and (entry := cache.get(_fold_cache_key(prep, folds[j], cfg),
+                                                 check=check)) is None:
+                j -= 1
+            if j >= 0:
+                run.states = entry["states"]
+        else:
+            j = -1
         run.start = j + 1
-    elif cfg.lstm.warm_start and first > 0:
-        run.start = 0
     return run
 
 
@@ -170,9 +172,10 @@ def _fold_step(members: list[_Run], k: int, cfg: Config, cache: FoldCache | None
             r.states = entry["states"]
         else:
             fit.append(r)
-    if fit:
-        states = _fit(fit, k, cfg, warm)
-        for r, st in zip(fit, states, strict=True):
+    sizes = sorted({r.folds[k].train_size for r in fit})  # one size (k and the config fix it)
+    for size in sizes:
+        same = [r for r in fit if r.folds[k].train_size == size]
+        for r, st in zip(same, _fit(same, k, cfg, warm), strict=True):
             r.states = st
             if cache is not None:
                 cache.put(_fold_cache_key(r.prep, r.folds[k], cfg), {"states": st})
@@ -182,13 +185,18 @@ def _fold_step(members: list[_Run], k: int, cfg: Config, cache: FoldCache | None
             r.outputs.append({"preds": out})
 
 
+def _estimator(cfg: Config, lb: int, k: int) -> LSTMRegressor:
+    """Fold ``k``'s LSTM for lookback ``lb`` (the unbatched seed; the CPU, whatever ``auto`` finds)."""
+    return lstm_estimator(cfg, derive_seed(cfg.seed, "lstm", lb, k)).set_params(device="cpu")
+
+
 def _fit(runs: list[_Run], k: int, cfg: Config, warm: bool) -> list[dict[int, dict]]:
     """Fold ``k``'s LSTM states (by lookback) of every run, fitted as one batch per lookback."""
     trains = [np.arange(r.folds[k].train_start, r.folds[k].train_end) for r in runs]
     y = np.stack([r.prep.labels[t] for r, t in zip(runs, trains, strict=True)])
     states: list[dict[int, dict]] = [{} for _ in runs]
     for lb in cfg.lookbacks:
-        model = GroupedLSTM(lstm_estimator(cfg, derive_seed(cfg.seed, "lstm", lb, k)))
+        model = GroupedLSTM(_estimator(cfg, lb, k))
         X = np.stack([_window(r.prep, lb, t) for r, t in zip(runs, trains, strict=True)])
         init = [warm_params(r.states, lb) for r in runs] if warm else None
         for st, s in zip(states, model.fit(X, y, init_params=init), strict=True):
@@ -202,7 +210,7 @@ def _predict(runs: list[_Run], k: int, cfg: Config) -> list[dict]:
     lstm_preds: list[list[np.ndarray]] = [[] for _ in runs]
     lstm_confs: list[list[np.ndarray]] = [[] for _ in runs]
     for lb in cfg.lookbacks:
-        model = GroupedLSTM(lstm_estimator(cfg, derive_seed(cfg.seed, "lstm", lb, k)))
+        model = GroupedLSTM(_estimator(cfg, lb, k))
         X = np.stack([_window(r.prep, lb, padded_test(f, cfg))
                       for r, f in zip(runs, folds, strict=True)])
         pred, conf = model.predict_with_confidence([r.states[lb] for r in runs], X)  # type: ignore[index]

@@ -4,7 +4,9 @@ Every command (backtest, signal, paper accounts, sweeps, the audit) gets its for
 from :func:`forecast`, in either scope:
 
 * ``per_symbol``: each symbol its own model (a one-symbol universe), serially or as
-  parallel tasks through :mod:`engine.parallel`;
+  parallel tasks through :mod:`engine.parallel`; with ``lstm.batched_symbols`` the models of
+  many symbols train as one batched computation (:mod:`engine.batched`), in this process or
+  as parallel tasks of blocks of symbols, and a symbol's numbers never depend on the others;
 * ``pooled``: one model for the universe (:mod:`engine.pooled`).
 
 Both give one :class:`Forecasts`: predictions with a ``symbol`` column, fold table,

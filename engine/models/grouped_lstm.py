@@ -38,7 +38,7 @@ from lstmknn.engine.models.base import as_float32
 from lstmknn.engine.models.lstm import LSTMNet, LSTMRegressor, resolve_device
 
 # Bump when the grouped training or prediction changes numerics: fold cache keys include it.
-GROUPED_VERSION = "grouped-1"
+GROUPED_VERSION = "grouped-2"
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 MAX_NORM = 1.0
@@ -148,7 +148,7 @@ class _Trace:
     """What a training forward pass keeps for the backward pass (time-major blocks)."""
 
     def __init__(self) -> None:
-        self.xh: list[torch.Tensor] = []  # per layer [L + 1, G, in + H, B]: slot t = [x_t; h_t-1]
+        self.xh: list[torch.Tensor] = []  # per layer [L + 1, G, in + H + 1, B]: [x_t; h_t-1; 1]
         self.acts: list[torch.Tensor] = []  # activated gates [L, G, 4H, B] (g, i, f, o)
         self.coef: list[torch.Tensor] = []  # d pre / d c for (g, i, f), d pre / d h for o
         self.dcell: list[torch.Tensor] = []  # o (1 - tanh(c)^2): d c / d h at each step
@@ -167,20 +167,22 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
 
     Every elementwise operation reads and writes one block per group (see :func:`_blocks`),
     so a group's rounding never depends on the number of groups. One matrix product per step
-    (``[x_t; h_t-1]`` against the side-by-side weights)."""
+    (``[x_t; h_t-1; 1]`` against the input and recurrent weights and the bias side by side)."""
     w = p.t[f"w_l{layer}"]
     L, G, n_in, B = x.shape
     H = w.shape[1] // 4
     bias = (p.t[f"b_ih_l{layer}"] + p.t[f"b_hh_l{layer}"]).unsqueeze(2)  # [G, 4H, 1]
-    xh = _blocks(L + 1, G, n_in + H, B, f"xh{layer}")
+    w_one = torch.cat([w, bias], 2)  # the bias as the weight of a constant input of 1
+    xh = _blocks(L + 1, G, n_in + H + 1, B, f"xh{layer}")  # rows: x_t, h_t-1, 1
     xh[:L, :, :n_in] = x
-    xh[0, :, n_in:] = 0.0
+    xh[0, :, n_in:n_in + H] = 0.0
+    xh[:, :, n_in + H] = 1.0
     acts = _blocks(L, G, 4 * H, B, f"acts{layer}")
     cells = _blocks(L, G, H, B, f"cells{layer}")
     tanh_c = _blocks(L, G, H, B, f"tanh_c{layer}")
     pre = _blocks(1, G, 4 * H, B, "pre")[0]
     for t in range(L):
-        torch.baddbmm(bias, w, xh[t], out=pre)
+        torch.bmm(w_one, xh[t], out=pre)
         a = acts[t]
         torch.tanh(pre[:, :H], out=a[:, :H])
         torch.sigmoid(pre[:, H:], out=a[:, H:])
@@ -192,7 +194,7 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
             torch.mul(f, cells[t - 1], out=c)
             c.addcmul_(i, g)
         torch.tanh(c, out=tanh_c[t])
-        torch.mul(o, tanh_c[t], out=xh[t + 1, :, n_in:])
+        torch.mul(o, tanh_c[t], out=xh[t + 1, :, n_in:n_in + H])
     if trace is not None:  # derivatives of every step at once
         g, i, f, o = acts[:, :, :H], acts[:, :, H:2 * H], acts[:, :, 2 * H:3 * H], acts[:, :, 3 * H:]
         coef = _blocks(L, G, 4 * H, B, f"coef{layer}")
@@ -210,7 +212,7 @@ def _layer_forward(p: _Params, layer: int, x: torch.Tensor, trace: _Trace | None
         trace.acts.append(acts)
         trace.coef.append(coef)
         trace.dcell.append(dcell)
-    return xh[1:, :, n_in:]
+    return xh[1:, :, n_in:n_in + H]
 
 
 def _head(p: _Params, last: torch.Tensor, trace: _Trace | None = None) -> torch.Tensor:
@@ -283,8 +285,7 @@ def _backward(p: _Params, trace: _Trace, dout: torch.Tensor) -> dict[str, torch.
         L, H = acts.shape[0], acts.shape[2] // 4
         n_in = w.shape[2] - H
         w_t = w.transpose(1, 2)  # [G, in + H, 4H]
-        dw = torch.zeros_like(w)
-        db = torch.zeros(G, 4 * H)
+        dw = torch.zeros(G, 4 * H, n_in + H + 1)  # the last column: the bias (input of 1)
         d = _blocks(1, G, 4 * H, B, "d")[0]
         d_in = _blocks(L, G, n_in, B, f"d_in{layer}") if layer > 0 else None
         dc = _blocks(1, G, H, B, "dc")[0]
@@ -298,7 +299,6 @@ def _backward(p: _Params, trace: _Trace, dout: torch.Tensor) -> dict[str, torch.
                       out=d[:, :3 * H].unflatten(1, (3, H)))
             torch.mul(dh, coef[t, :, 3 * H:], out=d[:, 3 * H:])
             dw.baddbmm_(d, xh[t].transpose(1, 2))
-            db.add_(d.sum(2))
             if d_in is not None or t > 0:
                 back = torch.bmm(w_t, d)  # [G, in + H, B]: to the input and to h_t-1
                 if d_in is not None:
@@ -308,9 +308,9 @@ def _backward(p: _Params, trace: _Trace, dout: torch.Tensor) -> dict[str, torch.
                     dh = back[:, n_in:]
                     if d_above is not None:
                         dh = dh + d_above[t - 1]
-        grads[f"w_l{layer}"] = dw
-        grads[f"b_ih_l{layer}"] = db
-        grads[f"b_hh_l{layer}"] = db
+        grads[f"w_l{layer}"] = dw[..., :-1].contiguous()
+        grads[f"b_ih_l{layer}"] = dw[..., -1].contiguous()
+        grads[f"b_hh_l{layer}"] = grads[f"b_ih_l{layer}"]
         if d_in is not None:
             mask = trace.layer_masks[layer - 1]
             d_above = d_in * mask if mask is not None else d_in
@@ -443,8 +443,9 @@ class GroupedLSTM:
                                  e.head_size > 0)
             yt = torch.from_numpy(ys[rows])
             epochs = e.warm_epochs if warm else e.epochs
-            best = self._train(params, _sample_major(Xs[rows][:, :n_tr]), yt[:, :n_tr],
-                               _time_major(Xs[rows][:, n_tr:]), yt[:, n_tr:].contiguous(), epochs)
+            Xr = Xs[rows] if G == 1 else Xs
+            best = self._train(params, _sample_major(Xr[:, :n_tr]), yt[:, :n_tr],
+                               _time_major(Xr[:, n_tr:]), yt[:, n_tr:].contiguous(), epochs)
         states = []
         for g in range(G):
             st = {f"module.{k}": v for k, v in _from_grouped(best, g, e.hidden_size).items()}
@@ -534,7 +535,7 @@ class GroupedLSTM:
                    for g in rows]
         with torch.no_grad(), one_thread(), _workspace():
             p = _to_grouped(weights, e.num_layers, e.hidden_size, e.head_size > 0)
-            out = _time_major(Xs[rows])
+            out = _time_major(Xs[rows] if G == 1 else Xs)
             for layer in range(p.layers):
                 out = _layer_forward(p, layer, out, None)
             last = out[-1].contiguous()  # [G, H, T]
