@@ -17,7 +17,8 @@ Cases
               pooled and per-symbol batched (``--jobs 1``): wall time and peak RSS, with a
               reduced configuration (yearly folds ``step = 252``, ``epochs = 2``); the full
               configuration of universe_bench's synthetic case (``step = 63``) at 5 years, and
-              what that gives at 10 and 20 years if time grows with folds x symbols
+              what that gives at 10 and 20 years if time grows with folds x symbols; today's
+              pooled code (the commit this work started from) at 5 and 10 years
 
 Every measurement runs in a fresh process (peak RSS is its own ``ru_maxrss``) and prints the
 load averages before and after: the machine is shared, so compare ratios measured in the same
@@ -37,7 +38,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# SPEED_BENCH_CODE: run a measurement on another checkout's code (the baseline commit)
+sys.path.insert(0, os.environ.get("SPEED_BENCH_CODE", str(ROOT)))
+BASELINE = "b4a6c3c"  # the commit this work started from ("today")
 
 CASES = ["us20", "us20_toml", "memory"]
 US20 = {"walk_forward": {"train_window": 1000, "step": 21}}
@@ -108,9 +111,10 @@ def measure(spec: dict) -> dict:
             "load_before": before, "load_after": load()}
 
 
-def _sub(spec: dict) -> dict:
+def _sub(spec: dict, code: str | None = None) -> dict:
+    env = {**os.environ, **({"SPEED_BENCH_CODE": code} if code else {})}
     proc = subprocess.run([sys.executable, __file__, "--sub", json.dumps(spec)],
-                          capture_output=True, text=True, check=False, cwd=ROOT)
+                          capture_output=True, text=True, check=False, cwd=ROOT, env=env)
     if proc.returncode:
         raise RuntimeError(f"{spec}: {proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -190,6 +194,10 @@ def case_memory() -> list[str]:
 
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
+        base = f"{tmp}/baseline"
+        os.mkdir(base)
+        subprocess.run(f"git archive {BASELINE} | tar -x -C {base}", shell=True, check=True,
+                       cwd=ROOT)
         for years in (5, 10, 20):
             path = f"{tmp}/u{years}.pkl"
             m = _make(years, path)
@@ -200,6 +208,10 @@ def case_memory() -> list[str]:
                 r = _sub({"base": REDUCED, "data": f"pickle:{path}", "scope": scope,
                           "batched": scope == "per_symbol"})
                 lines.append(_line(f"{years:2d}y {scope} reduced", r) + f"  rows {r['rows']}")
+                print(lines[-1], flush=True)
+            if years < 20:  # today's pooled code, same data and config (20 years: > 20 min)
+                r = _sub({"base": REDUCED, "data": f"pickle:{path}", "scope": "pooled"}, base)
+                lines.append(_line(f"{years:2d}y pooled today", r) + f"  rows {r['rows']}")
                 print(lines[-1], flush=True)
             if years == 5:
                 folds = {y: len(make_folds(252 * y, 40, 500, 63)) for y in (5, 10, 20)}
