@@ -31,7 +31,7 @@ from lstmknn.engine.cache import FoldCache
 from lstmknn.engine.config import Config
 from lstmknn.engine.folds import Fold
 from lstmknn.engine.models.grouped_knn import GroupedKNN
-from lstmknn.engine.models.grouped_lstm import GroupedLSTM, one_thread
+from lstmknn.engine.models.grouped_lstm import GroupedLSTM, one_thread, workspace
 from lstmknn.engine.models.lstm import LSTMRegressor
 from lstmknn.engine.progress import Progress
 from lstmknn.engine.seeding import derive_seed
@@ -117,7 +117,7 @@ def _run_group(inputs: Sequence[SymbolInput], cfg: Config, cache: FoldCache | No
             runs.append(exc)
     live = [r for r in runs if isinstance(r, _Run)]
     n_folds = max((len(r.folds) for r in live), default=0)
-    with one_thread():
+    with one_thread(), workspace():
         for k in range(n_folds):
             members = [r for r in live if r.start <= k < len(r.folds)]
             if members:

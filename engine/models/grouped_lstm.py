@@ -3,9 +3,13 @@
 ``GroupedLSTM`` trains ``G`` LSTMs of one architecture and one set of hyperparameters
 on ``G`` data sets of the same shape (the per-symbol models of one walk-forward fold)
 with grouped weights: every weight has a leading group axis, matrix products are
-batched (``torch.bmm``), and the gradients are written out by hand (backpropagation
-through time), so one training step of all ``G`` models costs a few hundred tensor
-operations instead of ``G`` times that.
+batched (``torch.bmm``: one per time step, ``[x_t; h_t-1; 1]`` against the input weights,
+recurrent weights and bias side by side), and the gradients are written out by hand
+(backpropagation through time, the gate derivatives of all steps computed at once), so one
+training step of all ``G`` models costs a few hundred tensor operations instead of ``G``
+times that. On a CPU the gain is the per-model overhead of many small fits (the arithmetic
+is the same): about 1.3-2x less time per sample than ``torch.lstm`` at hidden size 32, about
+3x at hidden size 16.
 
 Each group follows :meth:`LSTMRegressor.fit` step by step: its own input/target
 standardisation and validation tail, the same initial weights (or its own warm-start
@@ -16,13 +20,14 @@ The states it returns are :meth:`LSTMRegressor.get_state` dicts, so a fitted gro
 restores into an ``LSTMRegressor`` and the fold cache stores them as before.
 
 The numbers are not bit-identical to ``LSTMRegressor`` (``torch.lstm`` and the fused
-Adam kernel round differently), but a group's numbers never depend on which other
-groups are batched with it, nor on their count or order: every operation either acts
-elementwise with IEEE-exact arithmetic, or runs one independent kernel per group
-(``bmm`` with one thread, reductions over a group's own rows, transcendental functions
-on strided views whose inner loop is one row of one group). Intra-op threads are set to
-one while a grouped computation runs (threads would split rows differently for
-different batch sizes); use processes for cores.
+Adam kernel round differently: about 1e-6 on the weights after a few epochs), but a
+group's numbers never depend on which other groups are batched with it, nor on their
+count or order: every elementwise operation reads and writes one contiguous block per
+group whose inner loop never spans two groups (:func:`_blocks`), matrix products run one
+kernel per group (one group alone is given a passenger: ``bmm`` of a single matrix takes
+other kernels), reductions run over a group's own rows. Intra-op threads are set to one
+while a grouped computation runs (threads would split the work differently for different
+batch sizes); use processes for cores.
 """
 
 from __future__ import annotations
@@ -118,8 +123,13 @@ _LOCAL = threading.local()  # the workspace of the grouped computation running i
 
 
 @contextmanager
-def _workspace():
-    """Reuse buffers across the steps of a fit (fresh large buffers cost page faults)."""
+def workspace():
+    """Reuse buffers across the steps of a fit, and across fits inside the block (fresh large
+    buffers cost page faults, and their churn fragments the heap); an inner block reuses an
+    outer one's buffers."""
+    if getattr(_LOCAL, "ws", None) is not None:
+        yield
+        return
     _LOCAL.ws = {}
     try:
         yield
@@ -133,8 +143,8 @@ def _blocks(lead: int, G: int, rows: int, B: int, name: str = "") -> torch.Tenso
     groups into one loop: each group's block is one inner loop, vectorised the same way
     whatever the number of groups. ``name``: reuse the workspace buffer of that name and shape."""
     ws = getattr(_LOCAL, "ws", None)
-    key = (name, lead, G, rows, B)
-    if ws is not None and name and key in ws:
+    key = (name, B)  # one buffer per name and batch width: the latest group count only
+    if ws is not None and name and key in ws and ws[key].shape == (lead, G, rows, B):
         return ws[key]
     n = rows * B
     stride = n + 32 - n % 32
@@ -433,7 +443,7 @@ class GroupedLSTM:
             Xs[g] = (X[g] - x_mean) / x_std
             ys[g] = (y[g] - y_mean) / y_std
             stats.append((x_mean, x_std, y_mean, y_std))
-        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread(), _workspace():
+        with torch.random.fork_rng(devices=[]), torch.no_grad(), one_thread(), workspace():
             torch.manual_seed(e.random_state)
             net = LSTMNet(n_feat, e.hidden_size, e.num_layers, e.head_size, e.dropout)
             start = list(init_params) if warm else [net.state_dict()] * G  # type: ignore[arg-type]
@@ -533,7 +543,7 @@ class GroupedLSTM:
         y_mean, y_std = (np.array(c)[:, None] for c in zip(*ys, strict=True))
         weights = [{k[len("module."):]: v for k, v in states[g].items() if k.startswith("module.")}
                    for g in rows]
-        with torch.no_grad(), one_thread(), _workspace():
+        with torch.no_grad(), one_thread(), workspace():
             p = _to_grouped(weights, e.num_layers, e.hidden_size, e.head_size > 0)
             out = _time_major(Xs[rows] if G == 1 else Xs)
             for layer in range(p.layers):
